@@ -1,0 +1,417 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ztota/ztota/internal/report"
+	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+// EnrollRequest is the body of POST /v1/enroll.
+type EnrollRequest struct {
+	Token      string `json:"token"`
+	DeviceID   string `json:"device_id"`
+	HardwareID string `json:"hardware_id"`
+	PublicKey  []byte `json:"public_key"`
+}
+
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	var req EnrollRequest
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !tufrepo.ValidIdent(req.DeviceID) || !tufrepo.ValidIdent(req.HardwareID) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "device_id and hardware_id must be 1-128 of [A-Za-z0-9._+-]"))
+		return
+	}
+	if len(req.PublicKey) != ed25519.PublicKeySize {
+		s.fail(w, r, errorf(http.StatusBadRequest, "public_key must be a base64 ed25519 public key (32 bytes)"))
+		return
+	}
+	if req.Token == "" || len(req.Token) > 256 {
+		s.fail(w, r, errorf(http.StatusUnauthorized, "an enrollment token is required"))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dev, err := s.st.Enroll(r.Context(), req.Token, store.Device{ID: req.DeviceID, HardwareID: req.HardwareID, PublicKey: req.PublicKey}, s.cfg.Now())
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	// An empty director repository, so the device can refresh at once.
+	if err := s.st.Tx(r.Context(), func(tx *sql.Tx) error { return s.assignTx(r.Context(), tx, dev, nil, "") }); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("device enrolled", "device", dev.ID, "hardware", dev.HardwareID, "group", dev.Group)
+	writeJSON(w, http.StatusCreated, map[string]string{"device_id": dev.ID, "group": dev.Group})
+}
+
+// ReportsResponse answers a batch of reports.
+type ReportsResponse struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+}
+
+func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
+	dev := r.Context().Value(deviceCtxKey{}).(string)
+	body := r.Context().Value(deviceBodyKey{}).([]byte)
+	batch, err := report.ParseBatch(body, 256)
+	if err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	pub, err := s.lookupDeviceKey(r.Context(), dev)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var rows []store.Report
+	for i, sr := range batch {
+		rep, err := report.Verify(pub, sr)
+		if err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, "report %d: %v (nothing from this batch was stored)", i, err))
+			return
+		}
+		if rep.DeviceID != dev {
+			s.fail(w, r, errorf(http.StatusForbidden, "report %d is for device %s, not %s", i, rep.DeviceID, dev))
+			return
+		}
+		rows = append(rows, store.Report{
+			ID: rep.ID, DeviceID: rep.DeviceID, Seq: rep.Seq, Time: rep.Time, State: string(rep.State),
+			Target: rep.Target, Version: rep.Version, Progress: rep.Progress, Detail: rep.Detail,
+			Payload: sr.Payload, Sig: sr.Sig,
+		})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	var added []store.Report
+	err = s.st.Tx(r.Context(), func(tx *sql.Tx) error {
+		var err error
+		if added, err = store.AddReportsTx(r.Context(), tx, rows, now); err != nil {
+			return err
+		}
+		for _, rep := range added {
+			if err := store.UpdateDeviceStatusTx(r.Context(), tx, dev, rep, now); err != nil {
+				return err
+			}
+			if err := s.onReportTx(r.Context(), tx, dev, rep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ReportsResponse{Accepted: len(added), Duplicates: len(rows) - len(added)})
+}
+
+func (s *Server) handlePutArtifact(w http.ResponseWriter, r *http.Request) {
+	sha := r.PathValue("sha")
+	if r.ContentLength < 0 {
+		s.fail(w, r, errorf(http.StatusLengthRequired, "send Content-Length with the artifact"))
+		return
+	}
+	if r.ContentLength > s.cfg.MaxArtifactSize {
+		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "artifact of %d bytes is above the server's limit of %d", r.ContentLength, s.cfg.MaxArtifactSize))
+		return
+	}
+	if err := s.st.PutArtifact(r.Context(), r.Body, r.ContentLength, sha); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"sha256": sha})
+}
+
+func (s *Server) handleGetImageTargets(w http.ResponseWriter, r *http.Request) {
+	m, err := s.st.LatestMeta(r.Context(), repoImage, tufrepo.Targets)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(m.Data)
+}
+
+// handlePostImageTargets takes new image targets metadata signed offline by
+// the integrator. Every target must already have its artifact uploaded with
+// matching length and hash, and valid ztota custom metadata.
+func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxTargetsBody+1))
+	if err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "reading body: %v", err))
+		return
+	}
+	if len(body) > maxTargetsBody {
+		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "targets metadata larger than %d bytes", maxTargetsBody))
+		return
+	}
+	if err := checkDuplicateKeys(body); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	t, err := tufrepo.Parse[metadata.TargetsType](body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ctx := r.Context()
+	rootMeta, err := s.st.LatestMeta(ctx, repoImage, tufrepo.Root)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	root, err := tufrepo.Parse[metadata.RootType](rootMeta.Data)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := tufrepo.Verify(root, tufrepo.Targets, t); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cur, err := s.st.LatestMeta(ctx, repoImage, tufrepo.Targets)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if t.Signed.Version != cur.Version+1 {
+		s.fail(w, r, errorf(http.StatusConflict, "targets version %d must be %d: fetch the latest and sign again", t.Signed.Version, cur.Version+1))
+		return
+	}
+	if !t.Signed.Expires.After(s.cfg.Now()) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "targets metadata expires %s, already past", t.Signed.Expires))
+		return
+	}
+	var rels []store.Release
+	paths := make([]string, 0, len(t.Signed.Targets))
+	for p := range t.Signed.Targets {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		tf := t.Signed.Targets[p]
+		tf.Path = p
+		im, err := tufrepo.ParseImageMeta(tf)
+		if err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, "target %s: %v", p, err))
+			return
+		}
+		sha, err := tufrepo.SHA256(tf)
+		if err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
+			return
+		}
+		hexsha := hex.EncodeToString(sha)
+		if fi, err := statArtifact(s.st.ArtifactPath(hexsha)); err != nil || fi != tf.Length {
+			s.fail(w, r, errorf(http.StatusBadRequest, "target %s: artifact %s of %d bytes not uploaded: PUT /v1/artifacts/%s first", p, hexsha, tf.Length, hexsha))
+			return
+		}
+		rels = append(rels, store.Release{Target: p, Name: im.Name, Version: im.Version, ReleaseCounter: im.ReleaseCounter,
+			HardwareIDs: im.HardwareIDs, Module: im.Module, SHA256: hexsha, Length: tf.Length})
+	}
+	err = s.st.Tx(ctx, func(tx *sql.Tx) error {
+		for _, rel := range rels {
+			if err := store.PutReleaseTx(ctx, tx, rel); err != nil {
+				return err
+			}
+		}
+		return s.publishTx(ctx, tx, repoImage, t.Signed.Version, body, t.Signed.Expires, s.keys.ImageSnapshot, s.keys.ImageTimestamp, true)
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("image targets published", "version", t.Signed.Version, "targets", len(paths))
+	writeJSON(w, http.StatusCreated, map[string]any{"version": t.Signed.Version, "targets": paths})
+}
+
+func (s *Server) handleRootRotation(w http.ResponseWriter, r *http.Request) {
+	repo := r.PathValue("repo")
+	if repo != repoImage && repo != repoDirector {
+		s.fail(w, r, errorf(http.StatusNotFound, "repository must be image or director"))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxTargetsBody+1))
+	if err != nil || len(body) > maxTargetsBody {
+		s.fail(w, r, errorf(http.StatusBadRequest, "root metadata unreadable or too large"))
+		return
+	}
+	next, err := tufrepo.Parse[metadata.RootType](body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := s.st.LatestMeta(r.Context(), repo, tufrepo.Root)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	trusted, err := tufrepo.Parse[metadata.RootType](cur.Data)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := tufrepo.VerifyRootUpdate(trusted, next); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
+		return
+	}
+	if err := s.st.PutMeta(r.Context(), store.Meta{Repo: repo, Role: tufrepo.Root, Version: next.Signed.Version, Data: body, Expires: next.Signed.Expires}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("root rotated", "repo", repo, "version", next.Signed.Version)
+	writeJSON(w, http.StatusCreated, map[string]any{"repo": repo, "version": next.Signed.Version})
+}
+
+func (s *Server) handleEnrollToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Group      string `json:"group"`
+		TTLSeconds int64  `json:"ttl_seconds"`
+	}
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Group != "" && !tufrepo.ValidIdent(req.Group) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "group must be 1-128 of [A-Za-z0-9._+-]"))
+		return
+	}
+	if req.TTLSeconds <= 0 || req.TTLSeconds > 30*24*3600 {
+		req.TTLSeconds = 24 * 3600
+	}
+	tok := NewToken()
+	exp := s.cfg.Now().Add(time.Duration(req.TTLSeconds) * time.Second)
+	if err := s.st.AddEnrollToken(r.Context(), tok, req.Group, exp); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "group": req.Group, "expires": exp.UTC()})
+}
+
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Scope string `json:"scope"`
+		Name  string `json:"name"`
+	}
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if scopeRank[req.Scope] == 0 {
+		s.fail(w, r, errorf(http.StatusBadRequest, "scope must be admin, integrator or viewer"))
+		return
+	}
+	if len(req.Name) > 128 {
+		s.fail(w, r, errorf(http.StatusBadRequest, "name longer than 128 bytes"))
+		return
+	}
+	tok := NewToken()
+	if err := s.st.AddAPIToken(r.Context(), tok, req.Scope, req.Name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"token": tok, "scope": req.Scope})
+}
+
+func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) {
+	rels, err := s.st.Releases(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rels)
+}
+
+func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
+	devs, err := s.st.Devices(r.Context(), r.URL.Query().Get("group"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, devs)
+}
+
+func (s *Server) handleGetDevice(w http.ResponseWriter, r *http.Request) {
+	d, err := s.st.Device(r.Context(), r.PathValue("device"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	h, err := s.st.History(r.Context(), r.PathValue("device"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.st.Deployments(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ds)
+}
+
+// DeploymentView is a deployment with its devices.
+type DeploymentView struct {
+	store.Deployment
+	Devices []store.DeploymentDevice `json:"devices"`
+}
+
+func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request) {
+	v, err := s.deploymentView(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) deploymentView(ctx context.Context, id string) (DeploymentView, error) {
+	d, err := s.st.Deployment(ctx, id)
+	if err != nil {
+		return DeploymentView{}, err
+	}
+	devs, err := s.st.DeploymentDevices(ctx, id)
+	if err != nil {
+		return DeploymentView{}, err
+	}
+	return DeploymentView{Deployment: d, Devices: devs}, nil
+}

@@ -1,0 +1,280 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+
+	"github.com/ztota/ztota/internal/store"
+)
+
+// DeployRequest is the body of POST /v1/deployments.
+type DeployRequest struct {
+	Release          string    `json:"release"` // target path or NAME@VERSION
+	Devices          []string  `json:"devices,omitempty"`
+	Group            string    `json:"group,omitempty"`
+	Waves            []float64 `json:"waves,omitempty"`             // cumulative percentages, e.g. [1, 10, 100]; default [100]
+	FailureThreshold float64   `json:"failure_threshold,omitempty"` // fraction of opened devices that may fail; default 0.1
+}
+
+// Validate checks the waves and threshold.
+func (d *DeployRequest) Validate() error {
+	if len(d.Waves) == 0 {
+		d.Waves = []float64{100}
+	}
+	if len(d.Waves) > 20 {
+		return errorf(http.StatusBadRequest, "at most 20 waves")
+	}
+	prev := 0.0
+	for _, w := range d.Waves {
+		if math.IsNaN(w) || w <= prev || w > 100 {
+			return errorf(http.StatusBadRequest, "waves must be increasing cumulative percentages in (0, 100], e.g. [1, 10, 100]")
+		}
+		prev = w
+	}
+	if d.Waves[len(d.Waves)-1] != 100 {
+		return errorf(http.StatusBadRequest, "the last wave must be 100 (percent)")
+	}
+	if math.IsNaN(d.FailureThreshold) || d.FailureThreshold < 0 || d.FailureThreshold > 1 {
+		return errorf(http.StatusBadRequest, "failure_threshold is a fraction between 0 and 1")
+	}
+	if d.FailureThreshold == 0 {
+		d.FailureThreshold = 0.1
+	}
+	if (len(d.Devices) == 0) == (d.Group == "") {
+		return errorf(http.StatusBadRequest, "give either devices or a group")
+	}
+	if len(d.Devices) > 100000 {
+		return errorf(http.StatusBadRequest, "at most 100000 devices per deployment")
+	}
+	return nil
+}
+
+// waveOf returns the wave index of the i-th of n devices.
+func waveOf(i, n int, waves []float64) int {
+	for w, pct := range waves {
+		if i < int(math.Ceil(float64(n)*pct/100)) {
+			return w
+		}
+	}
+	return len(waves) - 1
+}
+
+func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) {
+	var req DeployRequest
+	if err := decodeJSON(r, 8<<20, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	rel, err := s.st.Release(ctx, req.Release)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var devs []store.Device
+	if req.Group != "" {
+		if devs, err = s.st.Devices(ctx, req.Group); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if len(devs) == 0 {
+			s.fail(w, r, errorf(http.StatusBadRequest, "group %q has no devices", req.Group))
+			return
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, id := range req.Devices {
+			if seen[id] {
+				s.fail(w, r, errorf(http.StatusBadRequest, "device %s listed twice", id))
+				return
+			}
+			seen[id] = true
+			d, err := s.st.Device(ctx, id)
+			if err != nil {
+				s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
+				return
+			}
+			devs = append(devs, d)
+		}
+	}
+	var wrong []string
+	for _, d := range devs {
+		if !slices.Contains(rel.HardwareIDs, d.HardwareID) {
+			wrong = append(wrong, d.ID+" ("+d.HardwareID+")")
+		}
+	}
+	if len(wrong) > 0 {
+		s.fail(w, r, errorf(http.StatusBadRequest, "release %s is for hardware %v; these devices differ: %v", rel.Target, rel.HardwareIDs, wrong))
+		return
+	}
+	dep := store.Deployment{ID: "dep-" + NewToken()[:12], Target: rel.Target, Waves: req.Waves, FailureThreshold: req.FailureThreshold, Status: store.DeployRunning}
+	dds := make([]store.DeploymentDevice, len(devs))
+	for i, d := range devs {
+		dds[i] = store.DeploymentDevice{DeviceID: d.ID, Wave: waveOf(i, len(devs), req.Waves), Status: store.DevPending}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err = s.st.Tx(ctx, func(tx *sql.Tx) error {
+		if err := store.CreateDeploymentTx(ctx, tx, dep, dds); err != nil {
+			return err
+		}
+		return s.advanceTx(ctx, tx, dep.ID)
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("deployment created", "id", dep.ID, "release", rel.Target, "devices", len(devs), "waves", req.Waves)
+	v, err := s.deploymentView(ctx, dep.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// advanceTx applies the wave rules: assign every pending device of the open
+// wave; halt when failures pass the threshold; open the next wave when
+// every device of the open waves has committed or failed.
+func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
+	dep, err := store.DeploymentTx(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	if dep.Status != store.DeployRunning {
+		return nil
+	}
+	rel, err := s.st.Release(ctx, dep.Target)
+	if err != nil {
+		return err
+	}
+	for {
+		devs, err := store.DeploymentDevicesTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		opened, failed, done := 0, 0, 0
+		for _, d := range devs {
+			if d.Wave > dep.Wave {
+				continue
+			}
+			opened++
+			switch d.Status {
+			case store.DevFailed:
+				failed++
+				done++
+			case store.DevCommitted:
+				done++
+			}
+		}
+		if opened > 0 && float64(failed)/float64(opened) > dep.FailureThreshold {
+			dep.Status = store.DeployHalted
+			dep.Reason = fmt.Sprintf("%d of %d devices in waves 1-%d failed, above the threshold of %.0f%%", failed, opened, dep.Wave+1, dep.FailureThreshold*100)
+			s.log.Warn("deployment halted", "id", id, "reason", dep.Reason)
+			for _, d := range devs {
+				if d.Status == store.DevPending || d.Status == store.DevAssigned {
+					if err := store.SetDeploymentDeviceTx(ctx, tx, id, d.DeviceID, store.DevCancelled); err != nil {
+						return err
+					}
+					if d.Status == store.DevAssigned {
+						if err := s.restoreInstalledTx(ctx, tx, d.DeviceID); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return store.UpdateDeploymentTx(ctx, tx, dep)
+		}
+		// Assign the open wave's pending devices.
+		for _, d := range devs {
+			if d.Wave <= dep.Wave && d.Status == store.DevPending {
+				dev, err := s.st.Device(ctx, d.DeviceID)
+				if err != nil {
+					return err
+				}
+				if err := s.assignTx(ctx, tx, dev, &rel, id); err != nil {
+					return err
+				}
+				if err := store.SetDeploymentDeviceTx(ctx, tx, id, d.DeviceID, store.DevAssigned); err != nil {
+					return err
+				}
+			}
+		}
+		if done < opened {
+			return store.UpdateDeploymentTx(ctx, tx, dep)
+		}
+		if dep.Wave >= len(dep.Waves)-1 {
+			dep.Status = store.DeployCompleted
+			s.log.Info("deployment completed", "id", id, "failed", failed, "devices", opened)
+			return store.UpdateDeploymentTx(ctx, tx, dep)
+		}
+		dep.Wave++
+		s.log.Info("deployment wave opened", "id", id, "wave", dep.Wave+1)
+		if err := store.UpdateDeploymentTx(ctx, tx, dep); err != nil {
+			return err
+		}
+	}
+}
+
+// restoreInstalledTx points a device's director back at what it runs.
+func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID string) error {
+	var installed string
+	if err := tx.QueryRowContext(ctx, `SELECT installed FROM devices WHERE id=?`, devID).Scan(&installed); err != nil {
+		return err
+	}
+	dev, err := s.st.Device(ctx, devID)
+	if err != nil {
+		return err
+	}
+	if installed == "" {
+		return s.assignTx(ctx, tx, dev, nil, "")
+	}
+	rel, err := s.st.Release(ctx, installed)
+	if err != nil {
+		return err
+	}
+	return s.assignTx(ctx, tx, dev, &rel, "")
+}
+
+// onReportTx moves deployments forward on boot-confirmed commits and
+// failures.
+func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store.Report) error {
+	var status string
+	switch r.State {
+	case "committed":
+		status = store.DevCommitted
+	case "failed", "rolled-back":
+		status = store.DevFailed
+	default:
+		return nil
+	}
+	if r.Target == "" {
+		return nil
+	}
+	deps, err := store.ActiveDeploymentsForDeviceTx(ctx, tx, dev, r.Target)
+	if err != nil {
+		return err
+	}
+	for _, id := range deps {
+		if err := store.SetDeploymentDeviceTx(ctx, tx, id, dev, status); err != nil {
+			return err
+		}
+		if status == store.DevFailed {
+			if err := s.restoreInstalledTx(ctx, tx, dev); err != nil {
+				return err
+			}
+		}
+		if err := s.advanceTx(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/keyset"
+	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+// Repository names in the store.
+const (
+	repoImage    = "image"
+	repoDirector = "director" // shared director root
+)
+
+func directorRepo(device string) string { return "director/" + device }
+
+type onlineKeys = keyset.Online
+
+// metaCache keeps the latest timestamp of each repository in memory, so a
+// check-in that finds nothing new costs no database read.
+type metaCache struct {
+	mu sync.RWMutex
+	ts map[string]store.Meta
+}
+
+func newMetaCache() *metaCache { return &metaCache{ts: map[string]store.Meta{}} }
+
+func (c *metaCache) get(repo string) (store.Meta, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.ts[repo]
+	return m, ok
+}
+
+func (c *metaCache) drop(repo string) {
+	c.mu.Lock()
+	delete(c.ts, repo)
+	c.mu.Unlock()
+}
+
+func (c *metaCache) put(m store.Meta) {
+	c.mu.Lock()
+	if old, ok := c.ts[m.Repo]; !ok || old.Version <= m.Version {
+		c.ts[m.Repo] = m
+	}
+	c.mu.Unlock()
+}
+
+func (s *Server) latestTimestamp(ctx context.Context, repo string) (store.Meta, error) {
+	if m, ok := s.cache.get(repo); ok {
+		return m, nil
+	}
+	m, err := s.st.LatestMeta(ctx, repo, tufrepo.Timestamp)
+	if err == nil {
+		s.cache.put(m)
+	}
+	return m, err
+}
+
+// bootstrap imports keys and initial metadata on first start.
+func (s *Server) bootstrap(ctx context.Context) error {
+	kdir := filepath.Join(s.cfg.DataDir, "keys")
+	if _, err := os.Stat(filepath.Join(kdir, keyset.ImageRootFile)); errors.Is(err, os.ErrNotExist) {
+		if s.cfg.KeysDir == "" {
+			return fmt.Errorf("server: %s has no keys yet: start it once with --keys DIR/online (made by 'ztota keys init --out DIR')", s.cfg.DataDir)
+		}
+		if err := os.MkdirAll(kdir, 0o700); err != nil {
+			return err
+		}
+		for _, f := range keyset.OnlineFiles {
+			data, err := os.ReadFile(filepath.Join(s.cfg.KeysDir, f))
+			if err != nil {
+				return fmt.Errorf("server: reading %s: %w (pass the online/ folder made by 'ztota keys init')", f, err)
+			}
+			if err := keys.WriteFileAtomic(filepath.Join(kdir, f), data, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	ok, err := keyset.LoadOnline(kdir)
+	if err != nil {
+		return err
+	}
+	s.keys = ok
+	if _, err := s.st.LatestMeta(ctx, repoImage, tufrepo.Timestamp); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	read := func(f string) ([]byte, error) { return os.ReadFile(filepath.Join(kdir, f)) }
+	irb, err := read(keyset.ImageRootFile)
+	if err != nil {
+		return err
+	}
+	ir, err := tufrepo.Parse[metadata.RootType](irb)
+	if err != nil {
+		return err
+	}
+	if err := tufrepo.Verify(ir, tufrepo.Root, ir); err != nil {
+		return fmt.Errorf("image root: %w", err)
+	}
+	itb, err := read(keyset.ImageTargetsFile)
+	if err != nil {
+		return err
+	}
+	it, err := tufrepo.Parse[metadata.TargetsType](itb)
+	if err != nil {
+		return err
+	}
+	if err := tufrepo.Verify(ir, tufrepo.Targets, it); err != nil {
+		return fmt.Errorf("image targets: %w", err)
+	}
+	drb, err := read(keyset.DirectorRootFile)
+	if err != nil {
+		return err
+	}
+	dr, err := tufrepo.Parse[metadata.RootType](drb)
+	if err != nil {
+		return err
+	}
+	if err := tufrepo.Verify(dr, tufrepo.Root, dr); err != nil {
+		return fmt.Errorf("director root: %w", err)
+	}
+	return s.st.Tx(ctx, func(tx *sql.Tx) error {
+		if err := store.PutMetaTx(ctx, tx,
+			store.Meta{Repo: repoImage, Role: tufrepo.Root, Version: ir.Signed.Version, Data: irb, Expires: ir.Signed.Expires},
+			store.Meta{Repo: repoDirector, Role: tufrepo.Root, Version: dr.Signed.Version, Data: drb, Expires: dr.Signed.Expires},
+		); err != nil {
+			return err
+		}
+		return s.publishTx(ctx, tx, repoImage, it.Signed.Version, itb, it.Signed.Expires, s.keys.ImageSnapshot, s.keys.ImageTimestamp, true)
+	})
+}
+
+// publishTx stores targets bytes (when storeTargets) and a new snapshot and
+// timestamp that list them.
+func (s *Server) publishTx(ctx context.Context, tx *sql.Tx, repo string, tv int64, tb []byte, texp time.Time, snapKey, tsKey *keys.Key, storeTargets bool) error {
+	now := s.cfg.Now()
+	var prevSnap *metadata.Metadata[metadata.SnapshotType]
+	var prevTS *metadata.Metadata[metadata.TimestampType]
+	if m, err := latestTx(ctx, tx, repo, tufrepo.Snapshot); err == nil {
+		if prevSnap, err = tufrepo.Parse[metadata.SnapshotType](m); err != nil {
+			return err
+		}
+	}
+	if m, err := latestTx(ctx, tx, repo, tufrepo.Timestamp); err == nil {
+		if prevTS, err = tufrepo.Parse[metadata.TimestampType](m); err != nil {
+			return err
+		}
+	}
+	snap := tufrepo.NextSnapshot(prevSnap, tv, tb, now.Add(s.cfg.SnapshotTTL))
+	sb, err := tufrepo.Sign(snap, snapKey)
+	if err != nil {
+		return err
+	}
+	ts := tufrepo.NextTimestamp(prevTS, snap.Signed.Version, sb, now.Add(s.cfg.TimestampTTL))
+	tsb, err := tufrepo.Sign(ts, tsKey)
+	if err != nil {
+		return err
+	}
+	docs := []store.Meta{}
+	if storeTargets {
+		docs = append(docs, store.Meta{Repo: repo, Role: tufrepo.Targets, Version: tv, Data: tb, Expires: texp})
+	}
+	docs = append(docs,
+		store.Meta{Repo: repo, Role: tufrepo.Snapshot, Version: snap.Signed.Version, Data: sb, Expires: snap.Signed.Expires},
+		store.Meta{Repo: repo, Role: tufrepo.Timestamp, Version: ts.Signed.Version, Data: tsb, Expires: ts.Signed.Expires})
+	if err := store.PutMetaTx(ctx, tx, docs...); err != nil {
+		return err
+	}
+	s.cache.drop(repo)
+	return nil
+}
+
+func latestTx(ctx context.Context, tx *sql.Tx, repo, role string) ([]byte, error) {
+	var data []byte
+	err := tx.QueryRowContext(ctx, `SELECT data FROM tuf_meta WHERE repo=? AND role=? ORDER BY version DESC LIMIT 1`, repo, role).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	return data, err
+}
+
+// assignTx makes the device's director list exactly the given release
+// (or nothing, for a zero release).
+func (s *Server) assignTx(ctx context.Context, tx *sql.Tx, dev store.Device, rel *store.Release, deployment string) error {
+	repo := directorRepo(dev.ID)
+	var prev *metadata.Metadata[metadata.TargetsType]
+	if b, err := latestTx(ctx, tx, repo, tufrepo.Targets); err == nil {
+		if prev, err = tufrepo.Parse[metadata.TargetsType](b); err != nil {
+			return err
+		}
+	}
+	t := tufrepo.NextTargets(prev, s.cfg.Now().Add(s.cfg.DirectorTargetTTL))
+	t.Signed.Targets = map[string]*metadata.TargetFiles{}
+	target := ""
+	if rel != nil {
+		sha, err := hex.DecodeString(rel.SHA256)
+		if err != nil {
+			return err
+		}
+		tf, err := tufrepo.TargetFile(rel.Target, rel.Length, sha, tufrepo.DirectorCustom(tufrepo.DirectorMeta{
+			DeviceID: dev.ID, HardwareID: dev.HardwareID, Deployment: deployment,
+		}))
+		if err != nil {
+			return err
+		}
+		t.Signed.Targets[rel.Target] = tf
+		target = rel.Target
+	}
+	tb, err := tufrepo.Sign(t, s.keys.DirectorTargets)
+	if err != nil {
+		return err
+	}
+	if err := s.publishTx(ctx, tx, repo, t.Signed.Version, tb, t.Signed.Expires, s.keys.DirectorSnapshot, s.keys.DirectorTimestamp, true); err != nil {
+		return err
+	}
+	return store.SetAssignedTx(ctx, tx, dev.ID, target)
+}
+
+// ResignExpiring re-signs timestamps (and director targets and snapshots)
+// whose remaining validity is below half their lifetime, so that a
+// healthy server never lets devices see expired metadata.
+func (s *Server) ResignExpiring(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	// Director targets close to expiry: re-sign the whole chain.
+	repos, err := s.st.ExpiringRepos(ctx, tufrepo.Targets, now.Add(s.cfg.DirectorTargetTTL/2))
+	if err != nil {
+		return err
+	}
+	for _, repo := range repos {
+		dev, ok := strings.CutPrefix(repo, "director/")
+		if !ok {
+			continue
+		}
+		err := s.st.Tx(ctx, func(tx *sql.Tx) error {
+			d, err := s.st.Device(ctx, dev)
+			if err != nil {
+				return err
+			}
+			var rel *store.Release
+			if d.Assigned != "" {
+				r, err := s.st.Release(ctx, d.Assigned)
+				if err != nil {
+					return err
+				}
+				rel = &r
+			}
+			return s.assignTx(ctx, tx, d, rel, "")
+		})
+		if err != nil {
+			return fmt.Errorf("re-signing %s: %w", repo, err)
+		}
+	}
+	// Snapshots and timestamps.
+	seen := map[string]bool{}
+	for _, role := range []string{tufrepo.Snapshot, tufrepo.Timestamp} {
+		ttl := s.cfg.SnapshotTTL
+		if role == tufrepo.Timestamp {
+			ttl = s.cfg.TimestampTTL
+		}
+		repos, err := s.st.ExpiringRepos(ctx, role, now.Add(ttl/2))
+		if err != nil {
+			return err
+		}
+		for _, repo := range repos {
+			if seen[repo] {
+				continue
+			}
+			seen[repo] = true
+			snapKey, tsKey := s.keys.DirectorSnapshot, s.keys.DirectorTimestamp
+			if repo == repoImage {
+				snapKey, tsKey = s.keys.ImageSnapshot, s.keys.ImageTimestamp
+			}
+			err := s.st.Tx(ctx, func(tx *sql.Tx) error {
+				var tv int64
+				var tb []byte
+				if err := tx.QueryRowContext(ctx, `SELECT version, data FROM tuf_meta WHERE repo=? AND role=? ORDER BY version DESC LIMIT 1`, repo, tufrepo.Targets).Scan(&tv, &tb); err != nil {
+					return err
+				}
+				return s.publishTx(ctx, tx, repo, tv, tb, time.Time{}, snapKey, tsKey, false)
+			})
+			if err != nil {
+				return fmt.Errorf("re-signing %s %s: %w", repo, role, err)
+			}
+			s.log.Debug("re-signed expiring metadata", "repo", repo, "role", role)
+		}
+	}
+	return nil
+}

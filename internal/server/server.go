@@ -1,0 +1,189 @@
+// Package server is the OTA server: it serves the image repository and one
+// director repository per device, enrolls devices, takes signed status
+// reports, and rolls releases out in waves.
+//
+// HTTP API (JSON bodies, bounded in size; errors are {"error": "..."} with
+// a 4xx status for bad input):
+//
+//	GET  /image/{N}.root.json | timestamp.json | {N}.snapshot.json | {N}.targets.json
+//	GET  /image/targets/{name}/{version}/{sha256}.{file}        artifact (Range supported)
+//	GET  /director/{device}/...                                 that device's director (signed request)
+//	POST /v1/enroll                                             {token, device_id, hardware_id, public_key}
+//	POST /v1/devices/{device}/reports                           [signed reports] (signed request)
+//	PUT  /v1/artifacts/{sha256}                                 artifact bytes (integrator)
+//	GET  /v1/image/targets                                      latest image targets.json (integrator)
+//	POST /v1/image/targets                                      new signed image targets.json (integrator)
+//	POST /v1/roots/{image|director}                             rotated root (admin)
+//	POST /v1/enroll-tokens                                      {group, ttl_seconds} (admin)
+//	POST /v1/tokens                                             {scope, name} (admin)
+//	POST /v1/deployments                                        {release, devices | group, waves, failure_threshold} (admin)
+//	GET  /v1/deployments[/{id}], /v1/releases, /v1/devices[/{id}[/history]]   (viewer)
+//
+// API tokens travel as "Authorization: Bearer <token>" with scope admin,
+// integrator or viewer (admin may do everything, integrator may also view).
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/store"
+)
+
+// Config configures a server.
+type Config struct {
+	DataDir string
+	// KeysDir holds the online keys and the initial signed metadata made
+	// by "ztota keys init" (its online/ folder). Needed on first start only.
+	KeysDir string
+	Logger  *slog.Logger
+	Now     func() time.Time
+
+	TimestampTTL      time.Duration // default 24h
+	SnapshotTTL       time.Duration // default 7 days
+	DirectorTargetTTL time.Duration // default 30 days
+	ResignInterval    time.Duration // how often expiring metadata is re-signed; default 1m
+	MaxArtifactSize   int64         // default 2 GiB
+}
+
+// Server is a running OTA server.
+type Server struct {
+	cfg   Config
+	st    *store.Store
+	log   *slog.Logger
+	keys  onlineKeys
+	mu    sync.Mutex // serialises metadata writers
+	cache *metaCache
+	dkeys sync.Map // device id -> ed25519.PublicKey
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.TimestampTTL == 0 {
+		c.TimestampTTL = 24 * time.Hour
+	}
+	if c.SnapshotTTL == 0 {
+		c.SnapshotTTL = 7 * 24 * time.Hour
+	}
+	if c.DirectorTargetTTL == 0 {
+		c.DirectorTargetTTL = 30 * 24 * time.Hour
+	}
+	if c.ResignInterval == 0 {
+		c.ResignInterval = time.Minute
+	}
+	if c.MaxArtifactSize == 0 {
+		c.MaxArtifactSize = 2 << 30
+	}
+}
+
+// AdminTokenFile is where a new server writes its first admin token.
+const AdminTokenFile = "admin.token"
+
+// New opens the data directory, importing keys and initial metadata on the
+// first start, and writes an admin token to DataDir/admin.token if there is
+// none yet.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.defaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: a data directory is required (--data DIR)")
+	}
+	st, err := store.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, st: st, log: cfg.Logger, cache: newMetaCache()}
+	if err := s.bootstrap(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.ensureAdminToken(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Store exposes the state (for tests and the demo's timeline).
+func (s *Server) Store() *store.Store { return s.st }
+
+// Close releases the database.
+func (s *Server) Close() error { return s.st.Close() }
+
+func (s *Server) ensureAdminToken(ctx context.Context) error {
+	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	tok := NewToken()
+	if err := s.st.AddAPIToken(ctx, tok, ScopeAdmin, "initial admin"); err != nil {
+		return err
+	}
+	if err := keys.WriteFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return err
+	}
+	s.log.Info("wrote the initial admin token", "file", path)
+	return nil
+}
+
+// NewToken returns a random secret token.
+func NewToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// Serve serves HTTP on ln until ctx ends, and re-signs expiring metadata in
+// the background.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	go s.resignLoop(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("server: %w", err)
+	}
+}
+
+func (s *Server) resignLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ResignInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.ResignExpiring(ctx); err != nil {
+				s.log.Error("re-signing expiring metadata", "err", err)
+			}
+		}
+	}
+}

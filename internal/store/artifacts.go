@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ArtifactPath returns where an artifact with the given hex sha256 lives.
+func (s *Store) ArtifactPath(sha string) string {
+	return filepath.Join(s.dir, "artifacts", "sha256", sha)
+}
+
+// PutArtifact streams r (at most length bytes) into the content-addressed
+// store and checks it hashes to wantSHA (hex). Nothing is kept on mismatch.
+func (s *Store) PutArtifact(ctx context.Context, r io.Reader, length int64, wantSHA string) error {
+	if _, err := hex.DecodeString(wantSHA); err != nil || len(wantSHA) != 64 {
+		return fmt.Errorf("%w: sha256 %q is not 64 hex digits", ErrConflict, wantSHA)
+	}
+	final := s.ArtifactPath(wantSHA)
+	if fi, err := os.Stat(final); err == nil && fi.Size() == length {
+		_, err := io.Copy(io.Discard, io.LimitReader(r, length))
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(final), ".upload-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, length+1))
+	if err != nil {
+		return fmt.Errorf("receiving artifact: %w", err)
+	}
+	if n != length {
+		return fmt.Errorf("%w: artifact is %d bytes, metadata says %d", ErrConflict, n, length)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != wantSHA {
+		return fmt.Errorf("%w: artifact sha256 %s, metadata says %s", ErrConflict, got, wantSHA)
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT OR IGNORE INTO artifacts (sha256, length, created) VALUES (?,?,?)`, wantSHA, length, unix(time.Now()))
+	return err
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Device is an enrolled device.
+type Device struct {
+	ID         string    `json:"id"`
+	PublicKey  []byte    `json:"public_key"`
+	HardwareID string    `json:"hardware_id"`
+	Group      string    `json:"group"`
+	Enrolled   time.Time `json:"enrolled"`
+	LastSeen   time.Time `json:"last_seen"`
+	State      string    `json:"state"`
+	Installed  string    `json:"installed"`
+	Assigned   string    `json:"assigned"`
+}
+
+// HashToken returns the stored form of a secret token.
+func HashToken(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}
+
+// AddEnrollToken stores a one-time enrollment token for group.
+func (s *Store) AddEnrollToken(ctx context.Context, tok, group string, expires time.Time) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO enroll_tokens (hash, grp, expires) VALUES (?,?,?)`, HashToken(tok), group, unix(expires))
+	return err
+}
+
+// Enroll consumes a one-time token and registers the device, in one
+// transaction. A used, expired or unknown token, or an id already taken,
+// changes nothing.
+func (s *Store) Enroll(ctx context.Context, tok string, d Device, now time.Time) (Device, error) {
+	err := s.Tx(ctx, func(tx *sql.Tx) error {
+		var grp string
+		var exp, used int64
+		err := tx.QueryRowContext(ctx, `SELECT grp, expires, used FROM enroll_tokens WHERE hash=?`, HashToken(tok)).Scan(&grp, &exp, &used)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (used != 0 || exp < unix(now))) {
+			return fmt.Errorf("%w: enrollment token unknown, used or expired", ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		d.Group = grp
+		d.Enrolled = now.UTC().Truncate(time.Second)
+		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used=? WHERE hash=?`, unix(now), HashToken(tok)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO devices (id, public_key, hardware_id, grp, enrolled) VALUES (?,?,?,?,?)`,
+			d.ID, d.PublicKey, d.HardwareID, d.Group, unix(now))
+		if err != nil {
+			return fmt.Errorf("%w: device %s: %v", ErrDuplicate, d.ID, err)
+		}
+		return nil
+	})
+	return d, err
+}
+
+// DevicePublicKey returns a device's enrolled key.
+func (s *Store) DevicePublicKey(ctx context.Context, id string) (ed25519.PublicKey, error) {
+	var pk []byte
+	err := s.db.QueryRowContext(ctx, `SELECT public_key FROM devices WHERE id=?`, id).Scan(&pk)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: device %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(pk) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("device %s has a malformed key", id)
+	}
+	return ed25519.PublicKey(pk), nil
+}
+
+const deviceCols = `id, public_key, hardware_id, grp, enrolled, last_seen, state, installed, assigned`
+
+func scanDevice(sc interface{ Scan(...any) error }) (Device, error) {
+	var d Device
+	var en, ls int64
+	err := sc.Scan(&d.ID, &d.PublicKey, &d.HardwareID, &d.Group, &en, &ls, &d.State, &d.Installed, &d.Assigned)
+	d.Enrolled = time.Unix(en, 0).UTC()
+	if ls != 0 {
+		d.LastSeen = time.Unix(ls, 0).UTC()
+	}
+	return d, err
+}
+
+// Device returns one device.
+func (s *Store) Device(ctx context.Context, id string) (Device, error) {
+	d, err := scanDevice(s.db.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id=?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("%w: device %s", ErrNotFound, id)
+	}
+	return d, err
+}
+
+// Devices lists devices, optionally of one group, ordered by id.
+func (s *Store) Devices(ctx context.Context, group string) ([]Device, error) {
+	q := `SELECT ` + deviceCols + ` FROM devices`
+	args := []any{}
+	if group != "" {
+		q += ` WHERE grp=?`
+		args = append(args, group)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// SetAssigned records the target the director assigns to a device.
+func SetAssignedTx(ctx context.Context, tx execer, id, target string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE devices SET assigned=? WHERE id=?`, target, id)
+	return err
+}
+
+// AddAPIToken stores an API token with a scope.
+func (s *Store) AddAPIToken(ctx context.Context, tok, scope, name string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_tokens (hash, scope, name, created) VALUES (?,?,?,?)`, HashToken(tok), scope, name, unix(time.Now()))
+	return err
+}
+
+// TokenScope returns the scope of an API token.
+func (s *Store) TokenScope(ctx context.Context, tok string) (string, error) {
+	var scope string
+	err := s.db.QueryRowContext(ctx, `SELECT scope FROM api_tokens WHERE hash=?`, HashToken(tok)).Scan(&scope)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return scope, err
+}

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Report is one stored status report.
+type Report struct {
+	ID       string    `json:"id"`
+	DeviceID string    `json:"device_id"`
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	State    string    `json:"state"`
+	Target   string    `json:"target,omitempty"`
+	Version  string    `json:"version,omitempty"`
+	Progress int       `json:"progress,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+	Payload  []byte    `json:"payload"`
+	Sig      []byte    `json:"sig"`
+	Received time.Time `json:"received"`
+}
+
+// AddReportsTx appends reports; a report whose id is already stored is
+// skipped (idempotent). It returns the reports that were new.
+func AddReportsTx(ctx context.Context, tx *sql.Tx, rs []Report, now time.Time) ([]Report, error) {
+	var added []Report
+	for _, r := range rs {
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO reports (id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+			r.ID, r.DeviceID, r.Seq, r.Time.UTC().UnixMilli(), r.State, r.Target, r.Version, r.Progress, r.Detail, r.Payload, r.Sig, now.UTC().UnixMilli())
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			added = append(added, r)
+		}
+	}
+	return added, nil
+}
+
+// UpdateDeviceStatusTx sets a device's last-seen time, state and, for a
+// committed report, its installed target.
+func UpdateDeviceStatusTx(ctx context.Context, tx *sql.Tx, id string, r Report, now time.Time) error {
+	if r.State == "committed" {
+		_, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen=?, state=?, installed=? WHERE id=? AND last_seq<=?`, unix(now), r.State, r.Target, id, r.Seq)
+		if err != nil {
+			return err
+		}
+	} else {
+		if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen=?, state=? WHERE id=? AND last_seq<=?`, unix(now), r.State, id, r.Seq); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE devices SET last_seq=MAX(last_seq, ?) WHERE id=?`, r.Seq, id)
+	return err
+}
+
+// TouchDevice records that a device was seen.
+func (s *Store) TouchDevice(ctx context.Context, id string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE devices SET last_seen=? WHERE id=?`, unix(now), id)
+	return err
+}
+
+// History returns a device's reports in order of sequence number.
+func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 10000
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received FROM reports WHERE device_id=? ORDER BY seq, time LIMIT ?`, id, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Report
+	for rows.Next() {
+		var r Report
+		var t, rc int64
+		if err := rows.Scan(&r.ID, &r.DeviceID, &r.Seq, &t, &r.State, &r.Target, &r.Version, &r.Progress, &r.Detail, &r.Payload, &r.Sig, &rc); err != nil {
+			return nil, err
+		}
+		r.Time = time.UnixMilli(t).UTC()
+		r.Received = time.UnixMilli(rc).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
