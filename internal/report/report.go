@@ -1,0 +1,141 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/ztota/ztota/internal/devauth"
+)
+
+// Bounds on a report and its signed form.
+const (
+	MaxPayload   = 8 << 10  // bytes of report JSON
+	MaxTarget    = 256      // bytes
+	MaxVersion   = 128      // bytes
+	MaxDetail    = 2048     // bytes
+	MaxSignedLen = 12 << 10 // bytes of one signed report's JSON (base64 payload and signature)
+)
+
+// Report is one status report of a device.
+type Report struct {
+	ID       string    `json:"id"`
+	DeviceID string    `json:"device_id"`
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	State    State     `json:"state"`
+	Target   string    `json:"target,omitempty"`
+	Version  string    `json:"version,omitempty"`
+	Progress int       `json:"progress,omitempty"` // 0..100
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// reportFields are the member names of the report JSON, spelled exactly.
+var reportFields = []string{"id", "device_id", "seq", "time", "state", "target", "version", "progress", "detail"}
+
+// State is the update state a report announces.
+type State string
+
+// The states of the update flow.
+const (
+	StateIdle           State = "idle"
+	StateChecking       State = "checking"
+	StateDownloading    State = "downloading" // progress 0..100
+	StateVerifying      State = "verifying"
+	StateInstalling     State = "installing"
+	StateRestarting     State = "restarting"
+	StateHealthChecking State = "health-checking"
+	StateCommitted      State = "committed"
+	StateFailed         State = "failed"      // detail = reason
+	StateRolledBack     State = "rolled-back" // the previous slot came back
+	StateRefused        State = "refused"     // verification refused an update; detail = reason
+)
+
+// States lists every valid state.
+var States = []State{StateIdle, StateChecking, StateDownloading, StateVerifying, StateInstalling,
+	StateRestarting, StateHealthChecking, StateCommitted, StateFailed, StateRolledBack, StateRefused}
+
+// Valid reports whether s is one of States.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors of this package; match them with errors.Is.
+var (
+	ErrBadSignature = errors.New("report: signature does not verify with the device key")
+	ErrBadKey       = errors.New("report: key is not an ed25519 key: check the device key files")
+	ErrTooLarge     = errors.New("report: too large: keep reports and batches within the documented bounds")
+	ErrMalformed    = errors.New("report: malformed JSON")
+	ErrDuplicateKey = errors.New("report: duplicate JSON member")
+	ErrUnknownField = errors.New("report: unknown JSON member")
+	ErrInvalid      = errors.New("report: invalid field")
+	ErrWrongDevice  = errors.New("report: report names another device than the one that sent it")
+)
+
+// New returns a report with a fresh random id.
+func New(deviceID string, seq uint64, state State, now time.Time) Report {
+	return Report{ID: uuid.NewString(), DeviceID: deviceID, Seq: seq, Time: now.UTC().Round(0), State: state}
+}
+
+// Validate checks every field against its bound.
+func (r Report) Validate() error {
+	switch {
+	case !validUUID(r.ID):
+		return invalid("id", "must be a canonical lower-case UUID")
+	case !devauth.ValidDeviceID(r.DeviceID):
+		return invalid("device_id", fmt.Sprintf("must be 1 to %d bytes of [A-Za-z0-9._-]", devauth.MaxDeviceIDLen))
+	case r.Time.IsZero():
+		return invalid("time", "must be set")
+	case !r.State.Valid():
+		return invalid("state", fmt.Sprintf("%q is not a known state", truncate(string(r.State))))
+	case !boundedText(r.Target, MaxTarget, false):
+		return invalid("target", fmt.Sprintf("must be at most %d bytes of printable UTF-8", MaxTarget))
+	case !boundedText(r.Version, MaxVersion, false):
+		return invalid("version", fmt.Sprintf("must be at most %d bytes of printable UTF-8", MaxVersion))
+	case r.Progress < 0 || r.Progress > 100:
+		return invalid("progress", "must be 0 to 100")
+	case !boundedText(r.Detail, MaxDetail, true):
+		return invalid("detail", fmt.Sprintf("must be at most %d bytes of UTF-8", MaxDetail))
+	}
+	return nil
+}
+
+func invalid(field, why string) error {
+	return fmt.Errorf("%w: %s %s", ErrInvalid, field, why)
+}
+
+func validUUID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && len(s) == 36 && u.String() == s
+}
+
+// boundedText reports whether s is valid UTF-8 of at most max bytes without
+// control characters (newline and tab allowed when multiline).
+func boundedText(s string, max int, multiline bool) bool {
+	if len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			if multiline && (c == '\n' || c == '\t') {
+				continue
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
