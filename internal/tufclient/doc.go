@@ -44,8 +44,11 @@
 // (unknown fields refused, at most MaxRepoMapLength bytes):
 //
 //	{"repositories": {"image": ["https://ota/image"], "director": ["https://ota/director/dev-1"]},
-//	 "mapping": [{"paths": ["*"], "repositories": ["image", "director"],
+//	 "mapping": [{"paths": ["*/*/*"], "repositories": ["image", "director"],
 //	              "threshold": 2, "terminating": true}]}
+//
+// Paths are filepath.Match patterns, whose '*' does not cross '/': "*/*/*"
+// covers the <name>/<version>/<file> target paths.
 //
 // # The conformance entry point
 //
