@@ -184,3 +184,36 @@ func TestUpdaterSendsRequestsThroughCallerClient(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestEndlessMetadataStreamIsCut(t *testing.T) {
+	repo := newTestRepo(t)
+	written := make(chan int64, 1)
+	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metadata/timestamp.json" {
+			http.NotFound(w, r)
+			return
+		}
+		chunk := make([]byte, 4096)
+		var n int64
+		for n < 256<<20 { // stop by itself at 256 MiB
+			if _, err := w.Write(chunk); err != nil {
+				break
+			}
+			n += int64(len(chunk))
+		}
+		written <- n
+	}))
+	defer endless.Close()
+	o := testOptions(t, repo)
+	o.MetadataURL = endless.URL + "/metadata"
+	up, err := NewUpdater(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Refresh(); err == nil {
+		t.Fatal("endless timestamp accepted")
+	}
+	if n := <-written; n >= 256<<20 {
+		t.Fatalf("client read on for %d bytes; the limit is %d", n, DefaultLimits().TimestampMaxLength)
+	}
+}
