@@ -8,8 +8,8 @@
 // refreshes once, so callers make a new one per refresh. Every download goes
 // through the caller's *http.Client (the agent's signs requests), bound to
 // the caller's context, tried exactly once, with a whole-request timeout
-// (DefaultHTTPTimeout when the client sets none) and at most
-// maxRedirects redirects, never from https to http. Every metadata file is
+// (DefaultHTTPTimeout when the client sets none) and at most three
+// redirects, never from https to http. Every metadata file is
 // read up to its Limits length and no further. Retrying belongs to the
 // caller's refresh loop, which has its own backoff.
 //
