@@ -29,19 +29,26 @@ func TestEndlessDataIsCutAtDeclaredLength(t *testing.T) {
 		}
 	}
 	cases := []struct {
-		name string
-		h    func(*mirror, http.ResponseWriter, *http.Request)
+		name      string
+		h         func(*mirror, http.ResponseWriter, *http.Request)
+		readsNone bool // refused on the declared length, before any body byte
 	}{
-		{"no Content-Length, junk", endless("", nil)},
-		{"no Content-Length, correct bytes then more", endless("", data)},
-		{"huge Content-Length", endless(strconv.FormatInt(1<<40, 10), nil)},
+		{"no Content-Length, junk", endless("", nil), false},
+		{"no Content-Length, correct bytes then more", endless("", data), false},
+		{"huge Content-Length", endless(strconv.FormatInt(1<<40, 10), nil), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMirror(t, tc.h)
 			dst := tempDst(t, nil)
+			var wrote int64
+			opts := fast(newClient(t), m.URL)
+			opts.Progress = func(done, _ int64) { wrote = max(wrote, done) }
 			start := time.Now()
-			_, err := Download(t.Context(), dst, want, fast(newClient(t), m.URL))
+			_, err := Download(t.Context(), dst, want, opts)
+			if wrote > want.Length || (tc.readsNone && wrote > 0) {
+				t.Errorf("wrote %d bytes (signed length %d, refuse before reading: %v)", wrote, want.Length, tc.readsNone)
+			}
 			if !errors.Is(err, ErrTooLong) || !errors.Is(err, ErrAllMirrorsFailed) {
 				t.Fatalf("err = %v, want ErrTooLong and ErrAllMirrorsFailed", err)
 			}

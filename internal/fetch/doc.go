@@ -24,7 +24,8 @@
 //	                    and total equal to Length (or "*"); otherwise the attempt fails
 //	416                 the held prefix is discarded and the GET is repeated once without Range
 //	408, 429, 5xx       transient: retried (next mirror, then back off)
-//	other 4xx, 3xx, 1xx the mirror is dropped for the rest of the download
+//	other 4xx, and 1xx or 3xx left over after the client's own redirect handling:
+//	                    the mirror is dropped for the rest of the download
 //
 // A declared Content-Length larger than the bytes still missing fails the
 // attempt before any body byte is read (ErrTooLong); a body that goes on
