@@ -1,0 +1,5 @@
+//go:build !unix
+
+package slot
+
+const noFollow = 0
