@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/outbox"
+	"github.com/ztota/ztota/internal/report"
+	"github.com/ztota/ztota/internal/slot"
+)
+
+// Agent is one device's update agent.
+type Agent struct {
+	cfg   *Config
+	log   *slog.Logger
+	key   ed25519.PrivateKey
+	slots slot.Slots
+	box   *outbox.Outbox
+
+	meta *http.Client // signed, with a per-request timeout
+	bulk *http.Client // signed, no overall timeout (fetch bounds it)
+
+	mu    sync.Mutex // guards st
+	st    persisted
+	nudge chan struct{}
+
+	proc    *process
+	procDir string
+	etags   map[string]string
+	lastErr string
+	// halt, when set (tests only, from ZTOTA_TEST_HALT_AT), names a step at
+	// which the agent stops still so that a test can SIGKILL it there.
+	halt string
+}
+
+// Steps at which a crash test may halt the agent.
+const (
+	StepDownloaded = "downloaded"
+	StepStaged     = "staged"
+	StepPending    = "pending"
+	StepBooted     = "booted"
+	StepHealthy    = "healthy"
+	StepCommitted  = "committed"
+)
+
+// New prepares an agent: device key, slots, outbox, state.
+func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"download", "slots", "tuf"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	a := &Agent{cfg: cfg, log: log.With("device", cfg.DeviceID), nudge: make(chan struct{}, 1), etags: map[string]string{},
+		halt: os.Getenv("ZTOTA_TEST_HALT_AT")}
+	kp := filepath.Join(cfg.DataDir, "device.key")
+	k, err := keys.Load(kp)
+	if errors.Is(err, os.ErrNotExist) {
+		if k, err = keys.Generate(keys.Ed25519); err != nil {
+			return nil, err
+		}
+		if err := keys.Save(kp, k); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	priv, ok := k.Private.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: the device key must be ed25519", kp)
+	}
+	a.key = priv
+	if a.st, err = loadState(a.statePath()); err != nil {
+		return nil, err
+	}
+	if a.slots, err = slot.OpenDir(ctx, filepath.Join(cfg.DataDir, "slots"), cfg.MaxBoots); err != nil {
+		return nil, err
+	}
+	if a.box, err = outbox.Open(ctx, filepath.Join(cfg.DataDir, "outbox"), 8<<20); err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = time.Duration(cfg.HTTPTimeout)
+	signed := &devauth.Transport{Base: tr, DeviceID: cfg.DeviceID, Key: priv}
+	a.meta = &http.Client{Transport: signed, Timeout: time.Duration(cfg.HTTPTimeout)}
+	a.bulk = &http.Client{Transport: signed}
+	return a, nil
+}
+
+func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "state.json") }
+
+// PublicKey returns the device's public key.
+func (a *Agent) PublicKey() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
+
+// haltAt stops the agent still at a named step when a crash test asked for
+// it, and returns otherwise.
+func (a *Agent) haltAt(step string) {
+	if a.halt == step {
+		fmt.Fprintf(os.Stderr, "ZTOTA-HALTED %s\n", step)
+		select {}
+	}
+}
+
+// Enroll registers the device key with the server using the one-time token,
+// once; later calls return at once.
+func (a *Agent) Enroll(ctx context.Context) error {
+	marker := filepath.Join(a.cfg.DataDir, "enrolled")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	if a.cfg.EnrollToken == "" {
+		return errors.New("the device is not enrolled: set enroll_token in the agent configuration")
+	}
+	body, _ := json.Marshal(map[string]any{
+		"token": a.cfg.EnrollToken, "device_id": a.cfg.DeviceID, "hardware_id": a.cfg.HardwareID, "public_key": []byte(a.PublicKey()),
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.ServerURL, "/")+"/v1/enroll", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: time.Duration(a.cfg.HTTPTimeout)}).Do(req)
+	if err != nil {
+		return fmt.Errorf("enrolling: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("enrolling: server answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	a.log.Info("enrolled")
+	return keys.WriteFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
+}
+
+// Run enrolls, boots the current slot, then polls for updates until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	for {
+		err := a.Enroll(ctx)
+		if err == nil {
+			break
+		}
+		a.log.Warn("enrollment failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.sendLoop(ctx) }()
+	defer func() {
+		a.proc.stop(5 * time.Second)
+		wg.Wait()
+	}()
+	if err := a.boot(ctx); err != nil {
+		a.log.Error("boot", "err", err)
+	}
+	for {
+		if err := a.Cycle(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("update cycle", "err", err)
+		}
+		wait := time.Duration(a.cfg.PollInterval)
+		wait = wait*4/5 + time.Duration(rand.Int64N(int64(wait)*2/5+1))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		case <-a.exitedModule():
+			a.log.Warn("module exited; restarting it")
+			if err := a.startActive(ctx); err != nil {
+				a.log.Error("restarting module", "err", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) exitedModule() <-chan struct{} {
+	if a.proc == nil {
+		return nil
+	}
+	return a.proc.exited()
+}
+
+// report records a signed status report in the outbox and nudges the sender.
+func (a *Agent) report(ctx context.Context, state report.State, target, version string, progress int, detail string) {
+	a.mu.Lock()
+	a.st.Seq++
+	seq := a.st.Seq
+	err := saveState(a.statePath(), a.st)
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Error("saving state", "err", err)
+	}
+	r := report.New(a.cfg.DeviceID, seq, state, time.Now())
+	r.Target, r.Version, r.Progress = target, version, progress
+	if len(detail) > 1000 {
+		detail = detail[:1000]
+	}
+	r.Detail = detail
+	s, err := report.SignReport(a.key, r)
+	if err != nil {
+		a.log.Error("signing report", "err", err)
+		return
+	}
+	if err := a.box.Add(ctx, s, r.ID); err != nil {
+		a.log.Error("queueing report", "err", err)
+		return
+	}
+	a.log.Info("status", "state", state, "target", target, "progress", progress, "detail", detail)
+	select {
+	case a.nudge <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) sendLoop(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		if _, err := a.box.Flush(ctx, 64, a.sendBatch); err != nil && ctx.Err() == nil {
+			a.log.Debug("reports not sent yet", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			// A last attempt so that the final state reaches the server.
+			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			a.box.Flush(fctx, 64, a.sendBatch)
+			cancel()
+			return
+		case <-t.C:
+		case <-a.nudge:
+		}
+	}
+}
+
+func (a *Agent) sendBatch(ctx context.Context, batch []outbox.Entry) error {
+	signed := make([]report.Signed, len(batch))
+	for i, e := range batch {
+		signed[i] = e.Signed
+	}
+	body, err := json.Marshal(signed)
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("%s/v1/devices/%s/reports", strings.TrimRight(a.cfg.ServerURL, "/"), a.cfg.DeviceID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.meta.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("server refused reports: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// FlushReports sends what the outbox holds (used at shutdown and by tests).
+func (a *Agent) FlushReports(ctx context.Context) error {
+	_, err := a.box.Flush(ctx, 64, a.sendBatch)
+	return err
+}

@@ -1,0 +1,167 @@
+// Package agent is the device agent: it pins the image and director
+// repository roots, refreshes both through go-tuf's TAP 4 multi-repository
+// client, checks the device's own policy (hardware id, release counter),
+// streams the artifact into the inactive A/B slot while hashing it,
+// re-verifies what was written, switches with a boot-once flag and boot
+// counter, health-checks the module it supervises, commits or rolls back,
+// and reports every step with a signed status report kept in a persistent
+// outbox until the server acknowledged it.
+//
+// Files under the agent's data directory:
+//
+//	device.key           the device's ed25519 key (keys package format)
+//	enrolled             present once enrollment succeeded
+//	state.json           report sequence number, release counter floor, refused targets
+//	tuf/image, tuf/director   trusted metadata of each repository
+//	download/<sha256>    partial or complete downloads (resumed with HTTP ranges)
+//	slots/               A/B slots (slot package)
+//	outbox/              unacknowledged signed reports (outbox package)
+//	module.log           output of the supervised module
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+// Duration is a time.Duration written in JSON as a string ("30s") or a
+// number of seconds.
+type Duration time.Duration
+
+// UnmarshalJSON accepts "1m30s" or 90.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("duration must be a string like \"30s\" or a number of seconds")
+	}
+	*d = Duration(f * float64(time.Second))
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Health says when a started module counts as healthy.
+type Health struct {
+	// StayUp: the module process must keep running this long.
+	StayUp Duration `json:"stay_up"`
+	// Command, run in the slot directory after StayUp, must exit 0.
+	Command []string `json:"command,omitempty"`
+	// Timeout bounds Command (default 30s).
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// Module is the application the agent supervises.
+type Module struct {
+	Name string `json:"name"`
+	// Command is run from the slot directory; its first element is a path
+	// relative to the slot.
+	Command []string `json:"command"`
+	Env     []string `json:"env,omitempty"`
+	Health  Health   `json:"health"`
+}
+
+// Config is the agent's configuration file.
+type Config struct {
+	DeviceID     string   `json:"device_id"`
+	HardwareID   string   `json:"hardware_id"`
+	ServerURL    string   `json:"server_url"`
+	DataDir      string   `json:"data_dir"`
+	ImageRoot    string   `json:"image_root"`    // pinned image root.json
+	DirectorRoot string   `json:"director_root"` // pinned director root.json
+	EnrollToken  string   `json:"enroll_token,omitempty"`
+	Module       Module   `json:"module"`
+	PollInterval Duration `json:"poll_interval,omitempty"` // default 30s; jittered ±20%
+	MaxBoots     int      `json:"max_boots,omitempty"`     // boot attempts of a new slot before rollback; default 3
+	MinRate      int64    `json:"min_rate,omitempty"`      // bytes/s below which a download is aborted; default 4096
+	MaxArtifact  int64    `json:"max_artifact,omitempty"`  // largest artifact accepted; default 1 GiB
+	HTTPTimeout  Duration `json:"http_timeout,omitempty"`  // per metadata request; default 30s
+}
+
+// MaxConfigSize bounds the configuration file.
+const MaxConfigSize = 64 << 10
+
+// LoadConfig reads and validates a configuration file. Relative paths in
+// it are taken relative to the file's directory.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxConfigSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxConfigSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Validate checks required fields and fills defaults.
+func (c *Config) Validate() error {
+	if !tufrepo.ValidIdent(c.DeviceID) || !tufrepo.ValidIdent(c.HardwareID) {
+		return fmt.Errorf("device_id and hardware_id are required (1-128 of [A-Za-z0-9._+-])")
+	}
+	if c.ServerURL == "" || c.DataDir == "" || c.ImageRoot == "" || c.DirectorRoot == "" {
+		return fmt.Errorf("server_url, data_dir, image_root and director_root are required")
+	}
+	if !tufrepo.ValidIdent(c.Module.Name) || len(c.Module.Command) == 0 {
+		return fmt.Errorf("module.name and module.command are required")
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = Duration(30 * time.Second)
+	}
+	if c.MaxBoots <= 0 {
+		c.MaxBoots = 3
+	}
+	if c.MinRate <= 0 {
+		c.MinRate = 4096
+	}
+	if c.MaxArtifact <= 0 {
+		c.MaxArtifact = 1 << 30
+	}
+	if c.HTTPTimeout <= 0 {
+		c.HTTPTimeout = Duration(30 * time.Second)
+	}
+	if c.Module.Health.Timeout <= 0 {
+		c.Module.Health.Timeout = Duration(30 * time.Second)
+	}
+	return nil
+}

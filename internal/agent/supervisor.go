@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is a running module.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// startModule starts the module from a slot directory, in its own process
+// group, with output appended to logPath.
+func startModule(dir string, m Module, logPath string, env []string) (*process, error) {
+	if len(m.Command) == 0 {
+		return nil, errors.New("module has no command")
+	}
+	bin := m.Command[0]
+	if !filepath.IsLocal(bin) {
+		return nil, fmt.Errorf("module command %q must be a path inside the slot", bin)
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(dir, bin), m.Command[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), m.Env...), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting module %s: %w", bin, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited is closed when the process ends.
+func (p *process) exited() <-chan struct{} { return p.done }
+
+// stop sends SIGTERM to the process group, then SIGKILL after grace.
+func (p *process) stop(grace time.Duration) {
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// healthCheck waits StayUp with the process alive, then runs the health
+// command (if any) in dir. It returns why the module is not healthy.
+func healthCheck(ctx context.Context, p *process, dir string, h Health) error {
+	select {
+	case <-p.exited():
+		return fmt.Errorf("module exited during the health check (%v)", p.err)
+	case <-time.After(time.Duration(h.StayUp)):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if len(h.Command) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
+		defer cancel()
+		bin := h.Command[0]
+		if filepath.IsLocal(bin) && strings.Contains(bin, "/") {
+			bin = filepath.Join(dir, bin)
+		}
+		cmd := exec.CommandContext(cctx, bin, h.Command[1:]...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			msg := strings.TrimSpace(string(out))
+			if len(msg) > 200 {
+				msg = msg[:200]
+			}
+			return fmt.Errorf("health command failed: %v: %s", err, msg)
+		}
+	}
+	select {
+	case <-p.exited():
+		return fmt.Errorf("module exited during the health check (%v)", p.err)
+	default:
+	}
+	return nil
+}

@@ -1,0 +1,309 @@
+package agent
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ztota/ztota/internal/fetch"
+	"github.com/ztota/ztota/internal/report"
+	"github.com/ztota/ztota/internal/slot"
+	"github.com/ztota/ztota/internal/tufclient"
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+// Candidate is a target both repositories agree on, with its metadata.
+type Candidate struct {
+	Path     string
+	Info     *metadata.TargetFiles
+	SHA256   string
+	Image    tufrepo.ImageMeta
+	Director tufrepo.DirectorMeta
+}
+
+// ErrRefused wraps every policy refusal of an update.
+var ErrRefused = errors.New("update refused")
+
+func (a *Agent) server() string { return strings.TrimRight(a.cfg.ServerURL, "/") }
+
+// checkIn asks, with conditional requests, whether either repository's
+// timestamp changed since the last successful refresh.
+func (a *Agent) checkIn(ctx context.Context) (changed bool, err error) {
+	for _, u := range []string{a.server() + "/director/" + a.cfg.DeviceID + "/timestamp.json", a.server() + "/image/timestamp.json"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return false, err
+		}
+		if et := a.etags[u]; et != "" {
+			req.Header.Set("If-None-Match", et)
+		}
+		resp, err := a.meta.Do(req)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusNotModified:
+		case http.StatusOK:
+			changed = true
+		default:
+			return false, fmt.Errorf("check-in %s: %s", u, resp.Status)
+		}
+	}
+	return changed, nil
+}
+
+func (a *Agent) rememberETags(ctx context.Context) {
+	for _, u := range []string{a.server() + "/director/" + a.cfg.DeviceID + "/timestamp.json", a.server() + "/image/timestamp.json"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+		if err != nil {
+			continue
+		}
+		resp, err := a.meta.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		a.etags[u] = resp.Header.Get("ETag")
+	}
+}
+
+const repoMapJSON = `{"repositories": {"director": [%q], "image": [%q]},
+ "mapping": [{"paths": ["*", "*/*", "*/*/*"], "repositories": ["director", "image"], "threshold": 2, "terminating": true}]}`
+
+// Refresh runs a full TUF refresh of both repositories with a fresh client
+// and returns the targets assigned to this device's module that both
+// repositories agree on (TAP 4: same length and hashes).
+func (a *Agent) Refresh(ctx context.Context) ([]Candidate, error) {
+	imgRoot, err := os.ReadFile(a.cfg.ImageRoot)
+	if err != nil {
+		return nil, fmt.Errorf("pinned image root: %w", err)
+	}
+	dirRoot, err := os.ReadFile(a.cfg.DirectorRoot)
+	if err != nil {
+		return nil, fmt.Errorf("pinned director root: %w", err)
+	}
+	dURL := a.server() + "/director/" + a.cfg.DeviceID
+	iURL := a.server() + "/image"
+	repos := map[string]tufclient.Options{
+		"director": {MetadataURL: dURL, MetadataDir: filepath.Join(a.cfg.DataDir, "tuf", "director"), TrustedRoot: dirRoot, HTTPClient: a.meta},
+		"image":    {MetadataURL: iURL, MetadataDir: filepath.Join(a.cfg.DataDir, "tuf", "image"), TrustedRoot: imgRoot, HTTPClient: a.meta},
+	}
+	client, err := tufclient.NewMultiRepo(ctx, repos, []byte(fmt.Sprintf(repoMapJSON, dURL, iURL)))
+	if err != nil {
+		return nil, err
+	}
+	if err := client.Refresh(); err != nil {
+		return nil, fmt.Errorf("refreshing metadata: %w", err)
+	}
+	dir := client.TUFClients["director"]
+	img := client.TUFClients["image"]
+	paths := make([]string, 0)
+	for p := range dir.GetTopLevelTargets() {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var out []Candidate
+	for _, p := range paths {
+		info, _, err := client.GetTargetInfo(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: director and image repository disagree on %s: %v", ErrRefused, p, err)
+		}
+		dinfo, err := dir.GetTargetInfo(p)
+		if err != nil {
+			return nil, err
+		}
+		iinfo, err := img.GetTargetInfo(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s is not in the image repository: %v", ErrRefused, p, err)
+		}
+		im, err := tufrepo.ParseImageMeta(iinfo)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrRefused, p, err)
+		}
+		dm, err := tufrepo.ParseDirectorMeta(dinfo)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrRefused, p, err)
+		}
+		sha, err := tufrepo.SHA256(info)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		info.Path = p
+		out = append(out, Candidate{Path: p, Info: info, SHA256: hex.EncodeToString(sha), Image: im, Director: dm})
+	}
+	return out, nil
+}
+
+// checkPolicy is the device's own say: the target must be for this device
+// and its hardware, of the configured module, not larger than allowed, and
+// not older than what runs (release counter).
+func (a *Agent) checkPolicy(c Candidate) error {
+	if c.Director.DeviceID != a.cfg.DeviceID {
+		return fmt.Errorf("%w: %s is assigned to device %s, not %s", ErrRefused, c.Path, c.Director.DeviceID, a.cfg.DeviceID)
+	}
+	if c.Director.HardwareID != a.cfg.HardwareID || !c.Image.Supports(a.cfg.HardwareID) {
+		return fmt.Errorf("%w: %s is for hardware %v, this device is %s", ErrRefused, c.Path, c.Image.HardwareIDs, a.cfg.HardwareID)
+	}
+	if c.Image.Module != a.cfg.Module.Name {
+		return fmt.Errorf("%w: %s is for module %s, this agent runs %s", ErrRefused, c.Path, c.Image.Module, a.cfg.Module.Name)
+	}
+	if c.Info.Length > a.cfg.MaxArtifact {
+		return fmt.Errorf("%w: %s is %d bytes, above this device's limit of %d", ErrRefused, c.Path, c.Info.Length, a.cfg.MaxArtifact)
+	}
+	a.mu.Lock()
+	floor := a.st.Floor
+	a.mu.Unlock()
+	if c.Image.ReleaseCounter < floor {
+		return fmt.Errorf("%w: rollback: %s has release counter %d, below the installed %d", ErrRefused, c.Path, c.Image.ReleaseCounter, floor)
+	}
+	return nil
+}
+
+// Cycle is one check-in: refresh if anything changed, and install what the
+// director assigns if the device's policy accepts it.
+func (a *Agent) Cycle(ctx context.Context) error {
+	changed, err := a.checkIn(ctx)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		return nil
+	}
+	cands, err := a.Refresh(ctx)
+	if err != nil {
+		a.reportOnce(ctx, report.StateRefused, "", "", err.Error())
+		return err
+	}
+	a.rememberETags(ctx)
+	var mine []Candidate
+	for _, c := range cands {
+		if c.Image.Module == a.cfg.Module.Name || c.Director.DeviceID != a.cfg.DeviceID {
+			mine = append(mine, c)
+		}
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	if len(mine) > 1 {
+		err := fmt.Errorf("%w: director lists %d targets for module %s", ErrRefused, len(mine), a.cfg.Module.Name)
+		a.reportOnce(ctx, report.StateRefused, "", "", err.Error())
+		return err
+	}
+	c := mine[0]
+	st, err := a.slots.State(ctx)
+	if err != nil {
+		return err
+	}
+	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.SHA256 == c.SHA256 {
+		a.lastErr = ""
+		return nil
+	}
+	a.mu.Lock()
+	why, refused := a.st.Refused[c.SHA256]
+	a.mu.Unlock()
+	if refused {
+		a.log.Debug("target was refused before; not retrying", "target", c.Path, "why", why)
+		return nil
+	}
+	if err := a.checkPolicy(c); err != nil {
+		a.refuse(ctx, c, err)
+		return err
+	}
+	a.lastErr = ""
+	return a.install(ctx, c)
+}
+
+// reportOnce reports an error state unless the same error was the last one
+// reported, so a repeating failure does not flood the outbox.
+func (a *Agent) reportOnce(ctx context.Context, st report.State, target, version, detail string) {
+	if detail == a.lastErr {
+		return
+	}
+	a.lastErr = detail
+	a.report(ctx, st, target, version, 0, detail)
+}
+
+func (a *Agent) refuse(ctx context.Context, c Candidate, err error) {
+	a.mu.Lock()
+	a.st.Refused[c.SHA256] = err.Error()
+	a.mu.Unlock()
+	a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+}
+
+// install downloads, verifies and stages c, then switches to it.
+func (a *Agent) install(ctx context.Context, c Candidate) error {
+	a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, 0, "")
+	dl := filepath.Join(a.cfg.DataDir, "download", c.SHA256)
+	f, err := os.OpenFile(dl, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sha, _ := hex.DecodeString(c.SHA256)
+	want := fetch.Want{Length: c.Info.Length, SHA256: sha}
+	dir, base := path.Split(c.Path)
+	mirror := a.server() + "/image/targets/" + dir + c.SHA256 + "." + base
+	lastPct := 0
+	_, err = fetch.Download(ctx, f, want, fetch.Options{
+		Client:  a.bulk,
+		Mirrors: []string{mirror},
+		MinRate: a.cfg.MinRate,
+		Progress: func(done, total int64) {
+			if total <= 0 {
+				return
+			}
+			pct := int(done * 100 / total)
+			if pct >= lastPct+25 && pct < 100 {
+				lastPct = pct - pct%25
+				a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, lastPct, "")
+			}
+		},
+	})
+	if err != nil {
+		if !fetch.IsTransient(err) {
+			a.refuse(ctx, c, fmt.Errorf("download: %w", err))
+			os.Remove(dl)
+		} else {
+			a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, "download: "+err.Error()+" (will retry)")
+		}
+		return err
+	}
+	a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, 100, "")
+	a.haltAt(StepDownloaded)
+	a.report(ctx, report.StateVerifying, c.Path, c.Image.Version, 0, "")
+	// Re-verify from the same open file: what is staged is what was checked.
+	if err := fetch.HashFile(ctx, f, want); err != nil {
+		os.Remove(dl)
+		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, "verify: "+err.Error())
+		return err
+	}
+	a.report(ctx, report.StateInstalling, c.Path, c.Image.Version, 0, "")
+	meta := slot.Meta{Target: c.Path, Name: c.Image.Name, Version: c.Image.Version, ReleaseCounter: c.Image.ReleaseCounter,
+		SHA256: c.SHA256, Length: c.Info.Length, InstalledAt: time.Now().UTC()}
+	if err := a.slots.Stage(ctx, f, meta); err != nil {
+		a.refuse(ctx, c, fmt.Errorf("install: %w", err))
+		return err
+	}
+	a.haltAt(StepStaged)
+	if err := a.slots.SetPending(ctx); err != nil {
+		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, "switch: "+err.Error())
+		return err
+	}
+	a.haltAt(StepPending)
+	os.Remove(dl)
+	a.report(ctx, report.StateRestarting, c.Path, c.Image.Version, 0, "")
+	a.proc.stop(5 * time.Second)
+	a.proc = nil
+	return a.boot(ctx)
+}

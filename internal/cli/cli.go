@@ -1,0 +1,100 @@
+// Package cli assembles the ztota command line: one cobra root with the
+// subcommands of every role (server, agent, integrator and operator
+// commands, the TUF conformance client and the demo).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ztota/ztota/internal/tufclient"
+)
+
+// ExitCoder is an error that carries a process exit status.
+type ExitCoder interface{ ExitCode() int }
+
+// Run executes the command line and returns the process exit status.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ec ExitCoder
+	if errors.As(err, &ec) {
+		if msg := err.Error(); msg != "" && ec.ExitCode() != 0 {
+			fmt.Fprintln(stderr, "ztota:", msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(stderr, "ztota:", err)
+	return 1
+}
+
+type globals struct {
+	stdout, stderr io.Writer
+	verbose        bool
+}
+
+func (g *globals) logger() *slog.Logger {
+	lvl := slog.LevelInfo
+	if g.verbose {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// NewRoot builds the root command.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "ztota",
+		Short:         "Zero-trust over-the-air updates for IoT fleets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log debug messages")
+	root.AddCommand(
+		keysCmd(g), serverCmd(g), agentCmd(g), releaseCmd(g), deployCmd(g),
+		devicesCmd(g), tokenCmd(g), demoCmd(g), tufclient.Command(),
+	)
+	return root
+}
+
+// token resolves an API token from the flag, $ZTOTA_TOKEN or a file.
+func token(flag, file string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if env := os.Getenv("ZTOTA_TOKEN"); env != "" {
+		return env, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", errors.New("an API token is required: pass --token, --token-file or set ZTOTA_TOKEN (a new server writes its first admin token to DATA/admin.token)")
+}
+
+type apiFlags struct {
+	server, token, tokenFile string
+}
+
+func (a *apiFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.server, "server", "http://127.0.0.1:8080", "OTA server URL")
+	cmd.Flags().StringVar(&a.token, "token", "", "API token (or $ZTOTA_TOKEN)")
+	cmd.Flags().StringVar(&a.tokenFile, "token-file", "", "file holding the API token")
+}

@@ -1,0 +1,345 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ztota/ztota/internal/agent"
+	"github.com/ztota/ztota/internal/apiclient"
+	"github.com/ztota/ztota/internal/demo"
+	"github.com/ztota/ztota/internal/keyset"
+	"github.com/ztota/ztota/internal/release"
+	"github.com/ztota/ztota/internal/server"
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+func keysCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "keys", Short: "Make and rotate repository keys"}
+	var o keyset.Options
+	var out string
+	initCmd := &cobra.Command{
+		Use:   "init --out DIR",
+		Short: "Make the image and director repository keys and initial signed roots",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return fmt.Errorf("--out DIR is required")
+			}
+			if err := keyset.Init(out, o); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "keys written to %s\n  offline/ (root and targets keys): keep off the server\n  online/  (give to 'ztota server --keys'; devices pin online/image-root.json and online/director-root.json)\n", out)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&out, "out", "", "directory to create")
+	initCmd.Flags().StringVar(&o.Alg, "alg", "ed25519", "key algorithm: ed25519 or ecdsa-p256")
+	initCmd.Flags().IntVar(&o.RootKeys, "root-keys", 1, "number of root keys per repository")
+	initCmd.Flags().IntVar(&o.RootThreshold, "root-threshold", 1, "signatures needed on root metadata")
+
+	var ro keyset.RotateOptions
+	var dir string
+	var af apiFlags
+	rotate := &cobra.Command{
+		Use:   "rotate --keys DIR --repo image|director",
+		Short: "Replace a repository's root keys (new root signed by old and new thresholds) and publish it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := keyset.Rotate(dir, ro)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "new %s root written to %s\n", ro.Repo, keyset.CurrentRootFile(dir, ro.Repo))
+			if af.token == "" && af.tokenFile == "" {
+				return nil
+			}
+			tok, err := token(af.token, af.tokenFile)
+			if err != nil {
+				return err
+			}
+			if err := apiclient.New(af.server, tok).PublishRoot(cmd.Context(), ro.Repo, data); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "published to", af.server)
+			return nil
+		},
+	}
+	rotate.Flags().StringVar(&dir, "keys", "", "keys directory")
+	rotate.Flags().StringVar(&ro.Repo, "repo", "image", "image or director")
+	rotate.Flags().IntVar(&ro.NewKeys, "root-keys", 1, "number of new root keys")
+	rotate.Flags().IntVar(&ro.Threshold, "root-threshold", 1, "threshold of the new root")
+	rotate.Flags().StringVar(&ro.Alg, "alg", "ed25519", "key algorithm")
+	af.add(rotate)
+	c.AddCommand(initCmd, rotate)
+	return c
+}
+
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+}
+
+func serverCmd(g *globals) *cobra.Command {
+	var cfg server.Config
+	var listen string
+	c := &cobra.Command{
+		Use:   "server --data DIR [--listen ADDR] [--keys DIR/online]",
+		Short: "Run the OTA server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			cfg.Logger = g.logger()
+			s, err := server.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			cfg.Logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.DataDir)
+			return s.Serve(ctx, ln)
+		},
+	}
+	c.Flags().StringVar(&cfg.DataDir, "data", "", "data directory (SQLite database and artifacts)")
+	c.Flags().StringVar(&cfg.KeysDir, "keys", "", "online/ folder of 'ztota keys init' (first start only)")
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	return c
+}
+
+func agentCmd(g *globals) *cobra.Command {
+	var cfgPath string
+	c := &cobra.Command{
+		Use:   "agent --config FILE",
+		Short: "Run the device agent",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			cfg, err := agent.LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			a, err := agent.New(ctx, cfg, g.logger())
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	}
+	c.Flags().StringVar(&cfgPath, "config", "", "agent configuration file (JSON)")
+	c.MarkFlagRequired("config")
+	return c
+}
+
+func releaseCmd(g *globals) *cobra.Command {
+	var o release.Options
+	var af apiFlags
+	var hw string
+	var counter uint64
+	c := &cobra.Command{
+		Use:   "release ARTIFACT --name N --version V --counter C --hardware H[,H] --keys DIR",
+		Short: "Sign an artifact into the image repository (offline targets key) and upload it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(af.token, af.tokenFile)
+			if err != nil {
+				return err
+			}
+			o.Artifact = args[0]
+			o.Meta.ReleaseCounter = counter
+			o.Meta.HardwareIDs = splitList(hw)
+			res, err := release.Publish(cmd.Context(), apiclient.New(af.server, tok), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "released %s (sha256 %s, %d bytes) in image targets version %d\n", res.Target, res.SHA256, res.Length, res.TargetsVersion)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&o.Meta.Name, "name", "", "release name")
+	c.Flags().StringVar(&o.Meta.Version, "version", "", "release version")
+	c.Flags().Uint64Var(&counter, "counter", 0, "release counter (anti-rollback; must not decrease)")
+	c.Flags().StringVar(&hw, "hardware", "", "comma-separated hardware ids")
+	c.Flags().StringVar(&o.Meta.Module, "module", "", "module the release is for (default: the name)")
+	c.Flags().StringVar(&o.Meta.ArtifactType, "type", tufrepo.ArtifactBundle, "artifact type")
+	c.Flags().StringVar(&o.KeysDir, "keys", "", "keys directory made by 'ztota keys init'")
+	af.add(c)
+	return c
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func deployCmd(g *globals) *cobra.Command {
+	var req server.DeployRequest
+	var af apiFlags
+	var devices, waves string
+	c := &cobra.Command{
+		Use:   "deploy RELEASE (--devices D[,D] | --group G) [--waves 1,10,100] [--failure-threshold 0.1]",
+		Short: "Roll a release out to devices in waves",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(af.token, af.tokenFile)
+			if err != nil {
+				return err
+			}
+			req.Release = args[0]
+			req.Devices = splitList(devices)
+			for _, w := range splitList(waves) {
+				f, err := strconv.ParseFloat(w, 64)
+				if err != nil {
+					return fmt.Errorf("--waves: %q is not a number", w)
+				}
+				req.Waves = append(req.Waves, f)
+			}
+			v, err := apiclient.New(af.server, tok).Deploy(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "deployment %s of %s to %d devices, waves %v: %s\n", v.ID, v.Target, len(v.Devices), v.Waves, v.Status)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&devices, "devices", "", "comma-separated device ids")
+	c.Flags().StringVar(&req.Group, "group", "", "device group")
+	c.Flags().StringVar(&waves, "waves", "100", "cumulative wave percentages")
+	c.Flags().Float64Var(&req.FailureThreshold, "failure-threshold", 0.1, "fraction of opened devices that may fail before the deployment halts")
+	af.add(c)
+	return c
+}
+
+func devicesCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "devices", Short: "Fleet status"}
+	var af apiFlags
+	list := &cobra.Command{
+		Use: "list", Short: "List devices", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(af.token, af.tokenFile)
+			if err != nil {
+				return err
+			}
+			devs, err := apiclient.New(af.server, tok).Devices(cmd.Context(), "")
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEVICE\tHARDWARE\tSTATE\tINSTALLED\tASSIGNED\tLAST SEEN")
+			for _, d := range devs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.HardwareID, d.State, d.Installed, d.Assigned, d.LastSeen.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	af.add(list)
+	var af2 apiFlags
+	var asJSON bool
+	hist := &cobra.Command{
+		Use: "history DEVICE", Short: "A device's status reports", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(af2.token, af2.tokenFile)
+			if err != nil {
+				return err
+			}
+			h, err := apiclient.New(af2.server, tok).History(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(g.stdout).Encode(h)
+			}
+			for _, r := range h {
+				fmt.Fprintf(g.stdout, "%s #%d %-16s %s %s\n", r.Time.Format(time.RFC3339), r.Seq, r.State, r.Target, r.Detail)
+			}
+			return nil
+		},
+	}
+	af2.add(hist)
+	hist.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.AddCommand(list, hist)
+	return c
+}
+
+func tokenCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "token", Short: "API and enrollment tokens"}
+	var af apiFlags
+	var scope, name string
+	create := &cobra.Command{
+		Use: "create --scope admin|integrator|viewer", Short: "Create an API token", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(af.token, af.tokenFile)
+			if err != nil {
+				return err
+			}
+			t, err := apiclient.New(af.server, tok).NewToken(cmd.Context(), scope, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, t)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&scope, "scope", "viewer", "admin, integrator or viewer")
+	create.Flags().StringVar(&name, "name", "", "a label")
+	af.add(create)
+	var af2 apiFlags
+	var group string
+	var ttl time.Duration
+	enroll := &cobra.Command{
+		Use: "enroll [--group G]", Short: "Create a one-time device enrollment token", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(af2.token, af2.tokenFile)
+			if err != nil {
+				return err
+			}
+			t, err := apiclient.New(af2.server, tok).EnrollToken(cmd.Context(), group, ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, t)
+			return nil
+		},
+	}
+	enroll.Flags().StringVar(&group, "group", "", "group the device joins")
+	enroll.Flags().DurationVar(&ttl, "ttl", 24*time.Hour, "validity")
+	af2.add(enroll)
+	c.AddCommand(create, enroll)
+	return c
+}
+
+func demoCmd(g *globals) *cobra.Command {
+	var o demo.Options
+	c := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole update story on this machine with temporary directories",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd.Context())
+			defer cancel()
+			o.Out = g.stdout
+			o.Log = g.logger()
+			return demo.Run(ctx, o)
+		},
+	}
+	c.Flags().IntVar(&o.Devices, "devices", 3, "number of devices")
+	c.Flags().BoolVar(&o.Keep, "keep", false, "keep the temporary directory")
+	return c
+}
