@@ -46,6 +46,12 @@ type Agent struct {
 	// halt, when set (tests only, from ZTOTA_TEST_HALT_AT), names a step at
 	// which the agent stops still so that a test can SIGKILL it there.
 	halt string
+	// OnStep, if set, is called at each named install step (tests use it
+	// to tamper with files between check and use).
+	OnStep func(step string)
+
+	stopSend context.CancelFunc
+	sendDone chan struct{}
 }
 
 // Steps at which a crash test may halt the agent.
@@ -115,6 +121,9 @@ func (a *Agent) PublicKey() ed25519.PublicKey { return a.key.Public().(ed25519.P
 // haltAt stops the agent still at a named step when a crash test asked for
 // it, and returns otherwise.
 func (a *Agent) haltAt(step string) {
+	if a.OnStep != nil {
+		a.OnStep(step)
+	}
 	if a.halt == step {
 		fmt.Fprintf(os.Stderr, "ZTOTA-HALTED %s\n", step)
 		select {}
@@ -152,8 +161,10 @@ func (a *Agent) Enroll(ctx context.Context) error {
 	return keys.WriteFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 }
 
-// Run enrolls, boots the current slot, then polls for updates until ctx ends.
-func (a *Agent) Run(ctx context.Context) error {
+// Start enrolls (once), starts the report sender and boots the current
+// slot: a slot on trial is health-checked and committed or rolled back.
+// Stop undoes it.
+func (a *Agent) Start(ctx context.Context) error {
 	for {
 		err := a.Enroll(ctx)
 		if err == nil {
@@ -166,15 +177,34 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); a.sendLoop(ctx) }()
-	defer func() {
-		a.proc.stop(5 * time.Second)
-		wg.Wait()
-	}()
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopSend = cancel
+	a.sendDone = make(chan struct{})
+	go func() { defer close(a.sendDone); a.sendLoop(sctx) }()
 	if err := a.boot(ctx); err != nil {
 		a.log.Error("boot", "err", err)
+		return err
+	}
+	return nil
+}
+
+// Stop stops the module and the report sender (after a last flush).
+func (a *Agent) Stop() {
+	a.proc.stop(5 * time.Second)
+	a.proc = nil
+	if a.stopSend != nil {
+		a.stopSend()
+		<-a.sendDone
+		a.stopSend = nil
+	}
+}
+
+// Run starts the agent and polls for updates until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	err := a.Start(ctx)
+	defer a.Stop()
+	if err != nil && ctx.Err() != nil {
+		return nil
 	}
 	for {
 		if err := a.Cycle(ctx); err != nil && ctx.Err() == nil {
@@ -285,4 +315,18 @@ func (a *Agent) sendBatch(ctx context.Context, batch []outbox.Entry) error {
 func (a *Agent) FlushReports(ctx context.Context) error {
 	_, err := a.box.Flush(ctx, 64, a.sendBatch)
 	return err
+}
+
+// SlotState returns the A/B slot state (for status and tests).
+func (a *Agent) SlotState(ctx context.Context) (slot.State, error) { return a.slots.State(ctx) }
+
+// Refused returns the artifacts this device refused, with the reasons.
+func (a *Agent) Refused() map[string]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]string, len(a.st.Refused))
+	for k, v := range a.st.Refused {
+		out[k] = v
+	}
+	return out
 }
