@@ -14,6 +14,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/tufrepo"
@@ -33,8 +34,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if !tufrepo.ValidIdent(req.DeviceID) || !tufrepo.ValidIdent(req.HardwareID) {
-		s.fail(w, r, errorf(http.StatusBadRequest, "device_id and hardware_id must be 1-128 of [A-Za-z0-9._+-]"))
+	// A device id must also be one the signed-request headers can carry
+	// (devauth allows no '+'), or the device could never authenticate.
+	if !tufrepo.ValidIdent(req.DeviceID) || !devauth.ValidDeviceID(req.DeviceID) || !tufrepo.ValidIdent(req.HardwareID) {
+		s.fail(w, r, errorf(http.StatusBadRequest, "device_id must be 1-128 of [A-Za-z0-9._-] and hardware_id 1-128 of [A-Za-z0-9._+-], starting with a letter or digit"))
 		return
 	}
 	if len(req.PublicKey) != ed25519.PublicKeySize {

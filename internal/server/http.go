@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/ztota/ztota/internal/devauth"
@@ -131,7 +132,11 @@ func decodeJSONBytes(body []byte, max int64, v any) error {
 	return nil
 }
 
-// checkDuplicateKeys refuses JSON objects that repeat a key.
+// checkDuplicateKeys refuses JSON objects that repeat a key. Keys that
+// differ only in case count as the same key, because encoding/json fills a
+// struct field from any case variant of its name: {"token":"a","TOKEN":"b"}
+// would otherwise be read as token "b" by the server and as "a" by anything
+// that matches names exactly.
 func checkDuplicateKeys(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var check func(depth int) error
@@ -152,10 +157,10 @@ func checkDuplicateKeys(data []byte) error {
 					return fmt.Errorf("malformed JSON: %v", err)
 				}
 				key, _ := k.(string)
-				if seen[key] {
+				if seen[foldKey(key)] {
 					return fmt.Errorf("duplicate JSON key %q", key)
 				}
-				seen[key] = true
+				seen[foldKey(key)] = true
 				if err := check(depth + 1); err != nil {
 					return err
 				}
@@ -174,6 +179,24 @@ func checkDuplicateKeys(data []byte) error {
 		return nil
 	}
 	return check(0)
+}
+
+// foldKey maps every key encoding/json would match to the same struct
+// field (bytes.EqualFold semantics) to one string.
+func foldKey(k string) string {
+	var b strings.Builder
+	for _, r := range k {
+		for {
+			r2 := unicode.SimpleFold(r)
+			if r2 <= r {
+				r = r2
+				break
+			}
+			r = r2
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // scoped guards a handler with an API token of at least the given scope.
