@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -141,7 +142,7 @@ func (s *Server) handlePutArtifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.st.PutArtifact(r.Context(), r.Body, r.ContentLength, sha); err != nil {
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrIncomplete) {
 			s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
@@ -227,6 +228,13 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 			s.fail(w, r, errorf(http.StatusBadRequest, "target %s: %v", p, err))
 			return
 		}
+		// The path names the release the custom metadata describes, so
+		// "name@version" and the path never select different artifacts.
+		prefix := tufrepo.TargetPath(im.Name, im.Version, "")
+		if file, ok := strings.CutPrefix(p, prefix); !ok || file == "" || file == "." || file == ".." || strings.ContainsAny(file, "/\\") {
+			s.fail(w, r, errorf(http.StatusBadRequest, "target %s: the path must be %s<file> for release %s@%s", p, prefix, im.Name, im.Version))
+			return
+		}
 		sha, err := tufrepo.SHA256(tf)
 		if err != nil {
 			s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
@@ -263,8 +271,16 @@ func (s *Server) handleRootRotation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxTargetsBody+1))
-	if err != nil || len(body) > maxTargetsBody {
-		s.fail(w, r, errorf(http.StatusBadRequest, "root metadata unreadable or too large"))
+	if err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "reading body: %v", err))
+		return
+	}
+	if len(body) > maxTargetsBody {
+		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "root metadata larger than %d bytes", maxTargetsBody))
+		return
+	}
+	if err := checkDuplicateKeys(body); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
 	next, err := tufrepo.Parse[metadata.RootType](body)

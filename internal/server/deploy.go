@@ -251,7 +251,7 @@ func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store
 	switch r.State {
 	case "committed":
 		status = store.DevCommitted
-	case "failed", "rolled-back":
+	case "refused", "rolled-back": // "failed" is transient: the device retries
 		status = store.DevFailed
 	default:
 		return nil

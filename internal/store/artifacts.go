@@ -34,9 +34,13 @@ func (s *Store) PutArtifact(ctx context.Context, r io.Reader, length int64, want
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, length+1))
+	src := &readErrRecorder{r: io.LimitReader(r, length+1)}
+	n, err := io.Copy(io.MultiWriter(tmp, h), src)
 	if err != nil {
-		return fmt.Errorf("receiving artifact: %w", err)
+		if src.err != nil {
+			return fmt.Errorf("%w: received %d of %d bytes: %v", ErrIncomplete, n, length, src.err)
+		}
+		return fmt.Errorf("storing artifact: %w", err)
 	}
 	if n != length {
 		return fmt.Errorf("%w: artifact is %d bytes, metadata says %d", ErrConflict, n, length)
@@ -52,4 +56,19 @@ func (s *Store) PutArtifact(ctx context.Context, r io.Reader, length int64, want
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT OR IGNORE INTO artifacts (sha256, length, created) VALUES (?,?,?)`, wantSHA, length, unix(time.Now()))
 	return err
+}
+
+// readErrRecorder remembers a read error, so that a sender's broken body
+// is told apart from a failing disk.
+type readErrRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErrRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }

@@ -30,6 +30,9 @@ var (
 	ErrNotFound  = errors.New("not found")
 	ErrConflict  = errors.New("conflict")
 	ErrDuplicate = errors.New("already exists")
+	// ErrIncomplete is an upload whose sender stopped or failed before
+	// the declared length: the sender's fault, nothing is kept.
+	ErrIncomplete = errors.New("incomplete upload: send the whole artifact again")
 )
 
 // Store is the server's state.
