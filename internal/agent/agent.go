@@ -41,8 +41,10 @@ type Agent struct {
 
 	proc    *process
 	procDir string
-	etags   map[string]string
-	lastErr string
+	etags    map[string]string
+	lastErr  string
+	lastFull time.Time
+	retry    bool // the last install failed transiently: refresh and try again
 	// halt, when set (tests only, from ZTOTA_TEST_HALT_AT), names a step at
 	// which the agent stops still so that a test can SIGKILL it there.
 	halt string
@@ -253,7 +255,17 @@ func (a *Agent) report(ctx context.Context, state report.State, target, version 
 		a.log.Error("signing report", "err", err)
 		return
 	}
-	if err := a.box.Add(ctx, s, r.ID); err != nil {
+	err = a.box.Add(ctx, s, r.ID)
+	if errors.Is(err, outbox.ErrFull) {
+		// Make room by sending what is queued, then try once more; the
+		// report is dropped only if the server stays unreachable (the
+		// gap in seq tells the server).
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		a.box.Flush(fctx, 64, a.sendBatch)
+		cancel()
+		err = a.box.Add(ctx, s, r.ID)
+	}
+	if err != nil {
 		a.log.Error("queueing report", "err", err)
 		return
 	}

@@ -96,6 +96,11 @@ type Config struct {
 	MinRate      int64    `json:"min_rate,omitempty"`      // bytes/s below which a download is aborted; default 4096
 	MaxArtifact  int64    `json:"max_artifact,omitempty"`  // largest artifact accepted; default 1 GiB
 	HTTPTimeout  Duration `json:"http_timeout,omitempty"`  // per metadata request; default 30s
+	RateWindow   Duration `json:"rate_window,omitempty"`   // span over which min_rate is measured; default 10s
+	// FullRefresh forces a complete TUF refresh at least this often even
+	// when check-ins answer "not modified", so that a frozen (replayed)
+	// timestamp is detected when it expires; default 5m.
+	FullRefresh Duration `json:"full_refresh,omitempty"`
 }
 
 // MaxConfigSize bounds the configuration file.
@@ -159,6 +164,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPTimeout <= 0 {
 		c.HTTPTimeout = Duration(30 * time.Second)
+	}
+	if c.RateWindow <= 0 {
+		c.RateWindow = Duration(10 * time.Second)
+	}
+	if c.FullRefresh <= 0 {
+		c.FullRefresh = Duration(5 * time.Minute)
 	}
 	if c.Module.Health.Timeout <= 0 {
 		c.Module.Health.Timeout = Duration(30 * time.Second)

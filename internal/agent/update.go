@@ -177,14 +177,16 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !changed {
+	if !changed && !a.retry && time.Since(a.lastFull) < time.Duration(a.cfg.FullRefresh) {
 		return nil
 	}
+	a.retry = false
 	cands, err := a.Refresh(ctx)
 	if err != nil {
 		a.reportOnce(ctx, report.StateRefused, "", "", err.Error())
 		return err
 	}
+	a.lastFull = time.Now()
 	a.rememberETags(ctx)
 	var mine []Candidate
 	for _, c := range cands {
@@ -256,9 +258,10 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 	mirror := a.server() + "/image/targets/" + dir + c.SHA256 + "." + base
 	lastPct := 0
 	_, err = fetch.Download(ctx, f, want, fetch.Options{
-		Client:  a.bulk,
-		Mirrors: []string{mirror},
-		MinRate: a.cfg.MinRate,
+		Client:     a.bulk,
+		Mirrors:    []string{mirror},
+		MinRate:    a.cfg.MinRate,
+		RateWindow: time.Duration(a.cfg.RateWindow),
 		Progress: func(done, total int64) {
 			if total <= 0 {
 				return
@@ -271,12 +274,15 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 		},
 	})
 	if err != nil {
+		err = fmt.Errorf("download: %w", err)
 		if !fetch.IsTransient(err) {
-			a.refuse(ctx, c, fmt.Errorf("download: %w", err))
+			a.refuse(ctx, c, err)
 			os.Remove(dl)
-		} else {
-			a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, "download: "+err.Error()+" (will retry)")
+			return err
 		}
+		a.retry = true
+		err = fmt.Errorf("will retry: %w", err)
+		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
 		return err
 	}
 	a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, 100, "")
@@ -285,7 +291,9 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 	// Re-verify from the same open file: what is staged is what was checked.
 	if err := fetch.HashFile(ctx, f, want); err != nil {
 		os.Remove(dl)
-		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, "verify: "+err.Error())
+		a.retry = true
+		err = fmt.Errorf("verify: %w", err)
+		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
 		return err
 	}
 	a.report(ctx, report.StateInstalling, c.Path, c.Image.Version, 0, "")

@@ -35,6 +35,8 @@ type Options struct {
 	Server func(*server.Config)
 	// Verbose logs server and agents to the test log.
 	Verbose bool
+	// Keys shapes the key set (e.g. several root keys with a threshold).
+	Keys keyset.Options
 }
 
 // Bed is a running server with its keys.
@@ -65,7 +67,7 @@ func New(t testing.TB, o Options) *Bed {
 	} else {
 		b.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := keyset.Init(b.KeysDir, keyset.Options{}); err != nil {
+	if err := keyset.Init(b.KeysDir, o.Keys); err != nil {
 		t.Fatal(err)
 	}
 	cfg := server.Config{DataDir: filepath.Join(dir, "server"), KeysDir: filepath.Join(b.KeysDir, keyset.OnlineDir), Logger: b.Log}
@@ -90,6 +92,21 @@ func New(t testing.TB, o Options) *Bed {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); hs.Serve(ln) }()
+	// The server's own loop re-signs expiring metadata; run it here too.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				srv.ResignExpiring(ctx)
+			}
+		}
+	}()
 	t.Cleanup(func() {
 		cancel()
 		hs.Close()
@@ -130,6 +147,7 @@ func (b *Bed) AgentConfig(id, hw string) *agent.Config {
 			Health: agent.Health{StayUp: agent.Duration(300 * time.Millisecond), Command: []string{"bin/app", "health"}}},
 		PollInterval: agent.Duration(200 * time.Millisecond),
 		MinRate:      1024,
+		RateWindow:   agent.Duration(500 * time.Millisecond),
 	}
 	if err := cfg.Validate(); err != nil {
 		b.T.Fatal(err)

@@ -1,0 +1,233 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ztota/ztota/internal/agent"
+	"github.com/ztota/ztota/internal/keyset"
+	"github.com/ztota/ztota/internal/release"
+	"github.com/ztota/ztota/internal/testbed"
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+// front is a handler in front of the server that can answer chosen paths
+// itself: a lying mirror, a man in the middle, or a compromised server
+// holding the online keys.
+type front struct {
+	mu       sync.Mutex
+	override map[string][]byte                                     // path -> body served instead
+	hook     func(w http.ResponseWriter, r *http.Request) bool     // returns true if it answered
+	seen     []string                                               // request paths
+	wrap     func(next http.Handler, w http.ResponseWriter, r *http.Request) bool
+}
+
+func newFront() *front { return &front{override: map[string][]byte{}} }
+
+func (f *front) handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.seen = append(f.seen, r.URL.Path)
+		body, ok := f.override[r.URL.Path]
+		hook := f.hook
+		f.mu.Unlock()
+		if ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+			return
+		}
+		if hook != nil && hook(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (f *front) set(path string, body []byte) {
+	f.mu.Lock()
+	f.override[path] = body
+	f.mu.Unlock()
+}
+
+func (f *front) setHook(h func(w http.ResponseWriter, r *http.Request) bool) {
+	f.mu.Lock()
+	f.hook = h
+	f.mu.Unlock()
+}
+
+func (f *front) clear() {
+	f.mu.Lock()
+	f.override = map[string][]byte{}
+	f.hook = nil
+	f.mu.Unlock()
+}
+
+// bed starts a server behind a front.
+func bed(t *testing.T, o testbed.Options) (*testbed.Bed, *front) {
+	f := newFront()
+	o.Front = f.handler
+	return testbed.New(t, o), f
+}
+
+// device makes and starts an agent for a new device.
+func device(t *testing.T, b *testbed.Bed, id, hw string, tweak ...func(*agent.Config)) *agent.Agent {
+	cfg := b.AgentConfig(id, hw)
+	for _, fn := range tweak {
+		fn(cfg)
+	}
+	return b.Agent(cfg)
+}
+
+// installed returns the sha256 of the device's committed slot.
+func installed(t *testing.T, a *agent.Agent) string {
+	t.Helper()
+	st, err := a.SlotState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending != "" {
+		t.Fatalf("a slot is still pending: %+v", st)
+	}
+	if st.Active == "" {
+		return ""
+	}
+	return st.Slots[st.Active].SHA256
+}
+
+// installV1 releases and deploys v1 to the device and installs it.
+func installV1(t *testing.T, b *testbed.Bed, a *agent.Agent, id string) release.Result {
+	t.Helper()
+	r := b.Release(b.ScriptBundle("1.0.0", true, 4096), "1.0.0", 1, "board-a")
+	b.Deploy(r.Target, id)
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != r.SHA256 {
+		t.Fatalf("v1 not installed: slot has %q", got)
+	}
+	return r
+}
+
+// lastReport waits for the device's reports to reach the server and
+// returns the last one with the given state.
+func lastReport(t *testing.T, b *testbed.Bed, a *agent.Agent, id, state string) (detail string) {
+	t.Helper()
+	testbed.WaitFor(t, 10*time.Second, "a "+state+" report from "+id, func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		for _, r := range b.History(id) {
+			if r.State == state {
+				detail = r.Detail
+			}
+		}
+		return detail != "" || hasState(b, id, state)
+	})
+	return detail
+}
+
+func hasState(b *testbed.Bed, id, state string) bool {
+	for _, r := range b.History(id) {
+		if r.State == state {
+			return true
+		}
+	}
+	return false
+}
+
+// refusedWith asserts the cycle failed, the device reported a refusal (or
+// failure) whose detail holds want, and the slot still runs keep.
+func refusedWith(t *testing.T, b *testbed.Bed, a *agent.Agent, id string, cycleErr error, state, want, keep string) {
+	t.Helper()
+	if cycleErr == nil {
+		t.Fatalf("the update cycle succeeded; want a refusal mentioning %q", want)
+	}
+	if !strings.Contains(cycleErr.Error(), want) {
+		t.Fatalf("cycle error %q does not mention %q", cycleErr, want)
+	}
+	detail := lastReport(t, b, a, id, state)
+	if !strings.Contains(detail, want) {
+		t.Fatalf("%s report detail %q does not mention %q", state, detail, want)
+	}
+	if got := installed(t, a); got != keep {
+		t.Fatalf("slot runs %q after the refusal, want it to keep %q", got, keep)
+	}
+}
+
+// forger signs director metadata with the server's online keys, as a
+// compromised server could, bypassing every server-side check.
+type forger struct {
+	t    *testing.T
+	b    *testbed.Bed
+	keys keyset.Online
+}
+
+func newForger(t *testing.T, b *testbed.Bed) *forger {
+	k, err := keyset.LoadOnline(filepath.Join(b.KeysDir, keyset.OnlineDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &forger{t: t, b: b, keys: k}
+}
+
+// director serves (through f) a director repository for device listing
+// exactly targets, at versions far above the server's own.
+func (g *forger) director(f *front, device string, targets map[string]*metadata.TargetFiles, version int64) {
+	t := g.t
+	exp := time.Now().Add(time.Hour)
+	tm := metadata.Targets(exp.UTC().Truncate(time.Second))
+	tm.Signed.Version = version
+	tm.Signed.Targets = targets
+	tb, err := tufrepo.Sign(tm, g.keys.DirectorTargets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := metadata.Snapshot(exp.UTC().Truncate(time.Second))
+	sm.Signed.Version = version
+	sm.Signed.Meta = map[string]*metadata.MetaFiles{"targets.json": tufrepo.MetaFile(version, tb)}
+	sb, err := tufrepo.Sign(sm, g.keys.DirectorSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := metadata.Timestamp(exp.UTC().Truncate(time.Second))
+	ts.Signed.Version = version
+	ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": tufrepo.MetaFile(version, sb)}
+	tsb, err := tufrepo.Sign(ts, g.keys.DirectorTimestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/director/" + device + "/"
+	v := strconv.FormatInt(version, 10)
+	f.set(base+"timestamp.json", tsb)
+	f.set(base+v+".snapshot.json", sb)
+	f.set(base+v+".targets.json", tb)
+}
+
+// directorTarget describes a release for the director of a device.
+func directorTarget(t *testing.T, r release.Result, device, hw string, length int64, sha string) map[string]*metadata.TargetFiles {
+	if sha == "" {
+		sha = r.SHA256
+	}
+	if length == 0 {
+		length = r.Length
+	}
+	raw, _ := hex.DecodeString(sha)
+	tf, err := tufrepo.TargetFile(r.Target, length, raw, tufrepo.DirectorCustom(tufrepo.DirectorMeta{DeviceID: device, HardwareID: hw}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]*metadata.TargetFiles{r.Target: tf}
+}
+
+func sum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,439 @@
+package agent_test
+
+// One test per update-path attack of the threat list. Each performs the
+// attack over real HTTP against a real server and a real agent, and checks
+// that nothing was installed, the device still runs its last good
+// software, and the refusal reached the server in a signed report.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ztota/ztota/internal/agent"
+	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/keyset"
+	"github.com/ztota/ztota/internal/server"
+	"github.com/ztota/ztota/internal/testbed"
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+// TestArbitraryInstallationIsRefused: a compromised server assigns, with
+// its valid online director keys, an artifact the integrator never signed.
+func TestArbitraryInstallationIsRefused(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	evil := b.ScriptBundle("6.6.6", true, 100)
+	data, _ := os.ReadFile(evil)
+	// Upload the bytes (the server stores any artifact), then point the
+	// director at them without any image-repository entry.
+	if err := b.Admin.UploadArtifact(testbed.Ctx(t), evil, sum(data)); err != nil {
+		t.Fatal(err)
+	}
+	fake := v1
+	fake.Target = "app/6.6.6/app-6.6.6.tar"
+	newForger(t, b).director(f, "dev-1", directorTarget(t, fake, "dev-1", "board-a", int64(len(data)), sum(data)), 1000)
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "refused", "director and image repository disagree", v1.SHA256)
+}
+
+// TestEndlessDataIsCutAtTheSignedLength: the mirror sends more bytes than
+// the signed length; the download is cut at the bound and refused.
+func TestEndlessDataIsCutAtTheSignedLength(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 4096), "2.0.0", 2, "board-a")
+	var served atomic.Int64
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasPrefix(r.URL.Path, "/image/targets/") {
+			return false
+		}
+		// No Content-Length: an endless stream of bytes.
+		w.Header().Set("Content-Type", "application/octet-stream")
+		chunk := bytes.Repeat([]byte{'A'}, 32<<10)
+		for i := 0; i < 4096; i++ {
+			n, err := w.Write(chunk)
+			served.Add(int64(n))
+			if err != nil {
+				return true
+			}
+		}
+		return true
+	})
+	b.Deploy(v2.Target, "dev-1")
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "refused", "download", v1.SHA256)
+	if !errors.Is(err, errTooLong) && !strings.Contains(err.Error(), "more") && !strings.Contains(err.Error(), "long") {
+		t.Logf("cycle error: %v", err)
+	}
+	dl, _ := os.ReadDir(filepath.Join(b.Dir, "devices", "dev-1", "download"))
+	for _, e := range dl {
+		fi, _ := e.Info()
+		if fi.Size() > v2.Length {
+			t.Fatalf("%s holds %d bytes, more than the signed %d", e.Name(), fi.Size(), v2.Length)
+		}
+	}
+}
+
+var errTooLong = errors.New("unused")
+
+// TestTargetForOtherHardwareIsRefused: the director (compromised) assigns a
+// release built for other hardware.
+func TestTargetForOtherHardwareIsRefused(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	other := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-b")
+	newForger(t, b).director(f, "dev-1", directorTarget(t, other, "dev-1", "board-a", 0, ""), 1000)
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "refused", "hardware", v1.SHA256)
+}
+
+// TestTargetForAnotherDeviceIsRefused: director metadata that names another
+// device is not installed.
+func TestTargetForAnotherDeviceIsRefused(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	newForger(t, b).director(f, "dev-1", directorTarget(t, v2, "dev-2", "board-a", 0, ""), 1000)
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "refused", "assigned to device dev-2", v1.SHA256)
+}
+
+// TestServerRefusesDeployingToWrongHardware: the honest server refuses
+// such a deployment up front.
+func TestServerRefusesDeployingToWrongHardware(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	device(t, b, "dev-1", "board-a")
+	other := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-b")
+	_, err := b.Admin.Deploy(testbed.Ctx(t), server.DeployRequest{Release: other.Target, Devices: []string{"dev-1"}})
+	if err == nil || !strings.Contains(err.Error(), "hardware") {
+		t.Fatalf("deploying a board-b release to a board-a device: %v", err)
+	}
+}
+
+// TestDirectorImageDisagreementIsRefused: the director lists the release
+// with a different length or hash than the integrator signed.
+func TestDirectorImageDisagreementIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		length int64
+		sha    string
+	}{
+		{"length", 1 << 20, ""},
+		{"hash", 0, strings.Repeat("ab", 32)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, f := bed(t, testbed.Options{})
+			a := device(t, b, "dev-1", "board-a")
+			v1 := installV1(t, b, a, "dev-1")
+			v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+			newForger(t, b).director(f, "dev-1", directorTarget(t, v2, "dev-1", "board-a", tc.length, tc.sha), 1000)
+			err := a.Cycle(testbed.Ctx(t))
+			refusedWith(t, b, a, "dev-1", err, "refused", "disagree", v1.SHA256)
+		})
+	}
+}
+
+// TestReleaseCounterRollbackIsRefused: an older release (lower counter) is
+// refused even though both repositories sign it.
+func TestReleaseCounterRollbackIsRefused(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	r5 := b.Release(b.ScriptBundle("5.0.0", true, 64), "5.0.0", 5, "board-a")
+	b.Deploy(r5.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	old := b.Release(b.ScriptBundle("4.9.0", true, 64), "4.9.0", 4, "board-a")
+	b.Deploy(old.Target, "dev-1")
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "refused", "rollback", r5.SHA256)
+}
+
+// TestMetadataRollbackIsRefused: after the device trusted a newer
+// timestamp, the mirror replays an older one.
+func TestMetadataRollbackIsRefused(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	ctx := testbed.Ctx(t)
+	old, err := b.Server.Store().LatestMeta(ctx, "image", tufrepo.Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := installV1(t, b, a, "dev-1") // image timestamp moves on
+	b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	f.set("/image/timestamp.json", old.Data)
+	err = a.Cycle(ctx)
+	refusedWith(t, b, a, "dev-1", err, "refused", "timestamp", v1.SHA256)
+}
+
+// TestMixAndMatchIsRefused: the mirror combines the current timestamp and
+// snapshot with targets metadata of an earlier repository state.
+func TestMixAndMatchIsRefused(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	ctx := testbed.Ctx(t)
+	v1 := installV1(t, b, a, "dev-1")
+	oldTargets, err := b.Server.Store().LatestMeta(ctx, "image", tufrepo.Targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	cur, _ := b.Server.Store().LatestMeta(ctx, "image", tufrepo.Targets)
+	f.set("/image/"+itoa(cur.Version)+".targets.json", oldTargets.Data)
+	b.Deploy(v2.Target, "dev-1")
+	err = a.Cycle(ctx)
+	refusedWith(t, b, a, "dev-1", err, "refused", "hash", v1.SHA256)
+}
+
+// TestFreezeIsDetectedAtExpiry: the mirror keeps replaying the same
+// (validly signed) timestamp; once it expires the device refuses it, and
+// says so, instead of believing nothing changed.
+func TestFreezeIsDetectedAtExpiry(t *testing.T) {
+	b, f := bed(t, testbed.Options{Server: func(c *server.Config) {
+		c.TimestampTTL = 3 * time.Second
+		c.ResignInterval = 200 * time.Millisecond
+	}})
+	a := device(t, b, "dev-1", "board-a", func(c *agent.Config) { c.FullRefresh = agent.Duration(100 * time.Millisecond) })
+	ctx := testbed.Ctx(t)
+	v1 := installV1(t, b, a, "dev-1")
+	frozen, err := b.Server.Store().LatestMeta(ctx, "director/dev-1", tufrepo.Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.set("/director/dev-1/timestamp.json", frozen.Data)
+	// A new release is deployed, but the frozen mirror hides it.
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	b.Deploy(v2.Target, "dev-1")
+	time.Sleep(time.Until(frozen.Expires) + 1500*time.Millisecond)
+	err = a.Cycle(ctx)
+	refusedWith(t, b, a, "dev-1", err, "refused", "expired", v1.SHA256)
+	// When the mirror stops lying, the device catches up.
+	f.clear()
+	if err := a.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("after the freeze ended the device runs %q, want v2", got)
+	}
+}
+
+// TestWithholdingMirrorIsRetriedAndReported: the artifact mirror answers
+// 503 and then nothing; the device reports the failure, keeps running v1,
+// and installs once the mirror serves again.
+func TestWithholdingMirrorIsRetriedAndReported(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	var calls atomic.Int32
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasPrefix(r.URL.Path, "/image/targets/") {
+			return false
+		}
+		calls.Add(1)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return true
+	})
+	b.Deploy(v2.Target, "dev-1")
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "failed", "will retry", v1.SHA256)
+	if n := calls.Load(); n < 1 || n > 64 {
+		t.Fatalf("mirror asked %d times; want a bounded number of retries", n)
+	}
+	f.clear()
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("after the mirror recovered the device runs %q, want v2", got)
+	}
+}
+
+// TestSlowRetrievalIsAbortedAndRetried: the mirror trickles bytes below the
+// minimum rate; the download is aborted, reported, and resumed later.
+func TestSlowRetrievalIsAbortedAndRetried(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64<<10), "2.0.0", 2, "board-a")
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasPrefix(r.URL.Path, "/image/targets/") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		for i := 0; i < 200; i++ {
+			if _, err := w.Write([]byte{0}); err != nil {
+				return true
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return true
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		return true
+	})
+	b.Deploy(v2.Target, "dev-1")
+	start := time.Now()
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "failed", "slow", v1.SHA256)
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("slow retrieval took %s to abort", d)
+	}
+	f.clear()
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("device runs %q, want v2", got)
+	}
+}
+
+// TestRootKeyCompromiseBelowThresholdHasNoEffect: with image root
+// threshold 2 of 2, an attacker holding one root key signs a new root that
+// hands the targets role to their own key. The server refuses it, and a
+// device served it directly refuses it too.
+func TestRootKeyCompromiseBelowThresholdHasNoEffect(t *testing.T) {
+	b, f := bed(t, testbed.Options{Keys: keyset.Options{RootKeys: 2, RootThreshold: 2}})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	ctx := testbed.Ctx(t)
+	stolen, err := keys.Load(filepath.Join(b.KeysDir, keyset.OfflineDir, keyset.RootKeyFile("image", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evilTargets, _ := keys.Generate("")
+	curRoot, _ := b.Server.Store().LatestMeta(ctx, "image", tufrepo.Root)
+	root, err := tufrepo.Parse[metadata.RootType](curRoot.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.Signed.Version++
+	tk, _ := evilTargets.TUF()
+	for _, id := range root.Signed.Roles[tufrepo.Targets].KeyIDs {
+		root.Signed.RevokeKey(id, tufrepo.Targets)
+	}
+	root.Signed.AddKey(tk, tufrepo.Targets)
+	evilRoot, err := tufrepo.Sign(root, stolen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admin.PublishRoot(ctx, "image", evilRoot); err == nil {
+		t.Fatal("the server accepted a root signed by one of two root keys")
+	}
+	f.set("/image/2.root.json", evilRoot)
+	b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	err = a.Cycle(ctx)
+	refusedWith(t, b, a, "dev-1", err, "refused", "root", v1.SHA256)
+}
+
+// TestTOCTOUDownloadedFileChangedBeforeInstall: after the download was
+// verified, the file on the device's disk is altered before it is staged.
+// The agent re-verifies the open file and refuses; what it installs later
+// is exactly the verified bytes.
+func TestTOCTOUDownloadedFileChangedBeforeInstall(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 4096), "2.0.0", 2, "board-a")
+	dl := filepath.Join(b.Dir, "devices", "dev-1", "download", v2.SHA256)
+	var tampered atomic.Bool
+	a.OnStep = func(step string) {
+		if step == agent.StepDownloaded && tampered.CompareAndSwap(false, true) {
+			f, err := os.OpenFile(dl, os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.WriteAt([]byte("#!/bin/sh\necho owned\n"), 512)
+			f.Close()
+		}
+	}
+	b.Deploy(v2.Target, "dev-1")
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "failed", "verify", v1.SHA256)
+	a.OnStep = nil
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("device runs %q, want v2", got)
+	}
+	assertSlotHoldsBundle(t, a, b, "2.0.0")
+}
+
+// TestTOCTOUMirrorChangesArtifactAfterCheck: the artifact on the server
+// changes after the device downloaded and checked it. The device installs
+// the bytes it verified, never re-reading the mirror.
+func TestTOCTOUMirrorChangesArtifactAfterCheck(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	installV1(t, b, a, "dev-1")
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 4096), "2.0.0", 2, "board-a")
+	cas := b.Server.Store().ArtifactPath(v2.SHA256)
+	a.OnStep = func(step string) {
+		if step == agent.StepDownloaded {
+			os.WriteFile(cas, bytes.Repeat([]byte("X"), int(v2.Length)), 0o600)
+		}
+	}
+	b.Deploy(v2.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("device runs %q, want v2", got)
+	}
+	assertSlotHoldsBundle(t, a, b, "2.0.0")
+}
+
+func assertSlotHoldsBundle(t *testing.T, a *agent.Agent, b *testbed.Bed, version string) {
+	t.Helper()
+	st, err := a.SlotState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(b.Dir, "devices", "dev-1", "slots", st.Active)
+	got, err := os.ReadFile(filepath.Join(dir, "VERSION"))
+	if err != nil || string(got) != version {
+		t.Fatalf("slot %s VERSION = %q (%v), want %q", st.Active, got, err, version)
+	}
+	script, _ := os.ReadFile(filepath.Join(dir, "bin", "app"))
+	if strings.Contains(string(script), "owned") {
+		t.Fatal("the tampered bytes were installed")
+	}
+}
+
+func itoa(v int64) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(v)) }
+
+func fmtInt(v int64) string {
+	var buf [20]byte
+	i := len(buf)
+	for {
+		i--
+		buf[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return string(buf[i:])
+}
+
+var _ = io.Discard
