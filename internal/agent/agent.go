@@ -39,8 +39,8 @@ type Agent struct {
 	st    persisted
 	nudge chan struct{}
 
-	proc    *process
-	procDir string
+	proc     *process
+	procDir  string
 	etags    map[string]string
 	lastErr  string
 	lastFull time.Time

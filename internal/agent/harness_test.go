@@ -26,9 +26,9 @@ import (
 // holding the online keys.
 type front struct {
 	mu       sync.Mutex
-	override map[string][]byte                                     // path -> body served instead
-	hook     func(w http.ResponseWriter, r *http.Request) bool     // returns true if it answered
-	seen     []string                                               // request paths
+	override map[string][]byte                                 // path -> body served instead
+	hook     func(w http.ResponseWriter, r *http.Request) bool // returns true if it answered
+	seen     []string                                          // request paths
 	wrap     func(next http.Handler, w http.ResponseWriter, r *http.Request) bool
 }
 

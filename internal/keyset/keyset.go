@@ -162,7 +162,7 @@ func Init(dir string, o Options) error {
 
 // Online is what the server holds.
 type Online struct {
-	ImageSnapshot, ImageTimestamp                       *keys.Key
+	ImageSnapshot, ImageTimestamp                        *keys.Key
 	DirectorTargets, DirectorSnapshot, DirectorTimestamp *keys.Key
 }
 
