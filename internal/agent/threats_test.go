@@ -437,3 +437,39 @@ func fmtInt(v int64) string {
 }
 
 var _ = io.Discard
+
+// TestRootRotationIsFollowedByDevices: the integrator replaces the image
+// root keys with "ztota keys rotate" (new root signed by the old and new
+// thresholds); devices that pinned root v1 walk to v2 and keep updating.
+func TestRootRotationIsFollowedByDevices(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	installV1(t, b, a, "dev-1")
+	ctx := testbed.Ctx(t)
+	data, err := keyset.Rotate(b.KeysDir, keyset.RotateOptions{Repo: "image", NewKeys: 2, Threshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admin.PublishRoot(ctx, "image", data); err != nil {
+		t.Fatal(err)
+	}
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	b.Deploy(v2.Target, "dev-1")
+	if err := a.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("device runs %q after the root rotation, want v2", got)
+	}
+	trusted, err := os.ReadFile(filepath.Join(b.Dir, "devices", "dev-1", "tuf", "image", "root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := tufrepo.Parse[metadata.RootType](trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.Signed.Version != 2 || root.Signed.Roles[tufrepo.Root].Threshold != 2 {
+		t.Fatalf("device trusts root v%d with threshold %d, want v2 with 2", root.Signed.Version, root.Signed.Roles[tufrepo.Root].Threshold)
+	}
+}
