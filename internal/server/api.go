@@ -391,6 +391,10 @@ func (s *Server) handleGetDevice(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if _, err := s.st.Device(r.Context(), r.PathValue("device")); err != nil {
+		s.fail(w, r, err) // 404 for a device never enrolled, not an empty history
+		return
+	}
 	h, err := s.st.History(r.Context(), r.PathValue("device"), limit)
 	if err != nil {
 		s.fail(w, r, err)

@@ -387,3 +387,34 @@ func lineDiff(a, b string) string {
 	}
 	return sb.String()
 }
+
+type md = metadata.Metadata[metadata.TargetsType]
+
+func mustSign(t *testing.T, key ed25519.PrivateKey, r report.Report) report.Signed {
+	t.Helper()
+	s, err := report.SignReport(key, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// flip returns s with one payload bit changed.
+func flip(s report.Signed) report.Signed {
+	p := append([]byte{}, s.Payload...)
+	p[len(p)/2] ^= 1
+	return report.Signed{Payload: p, Sig: s.Sig}
+}
+
+func marshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type nopCloser struct{ io.Reader }
+
+func (nopCloser) Close() error { return nil }

@@ -98,7 +98,6 @@ func TestImageTargetsRefusedUnlessSignedCurrentAndComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	path, tf := e.uploaded(t, "1.0", 4096, "hw1")
-	type md = metadata.Metadata[metadata.TargetsType]
 	with := func(mut func(*md)) func(*md) {
 		return func(m *md) {
 			cp := *tf
