@@ -1,0 +1,5 @@
+package tufrepo
+
+import "encoding/json"
+
+type jsonRaw = json.RawMessage
