@@ -188,6 +188,8 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	}
 	a.lastFull = time.Now()
 	a.rememberETags(ctx)
+	// Targets for this module are ours to act on; a target addressed to
+	// another device is kept too, so that checkPolicy refuses it loudly.
 	var mine []Candidate
 	for _, c := range cands {
 		if c.Image.Module == a.cfg.Module.Name || c.Director.DeviceID != a.cfg.DeviceID {
