@@ -22,6 +22,7 @@ import (
 // checkinBed is an enrolled device's director timestamp on the real
 // server, and the same bytes behind the bare reference handler.
 type checkinBed struct {
+	bed      *testbed.Bed
 	deviceID string
 	key      ed25519.PrivateKey
 	realURL  string
@@ -40,7 +41,7 @@ func newCheckinBed(tb testing.TB) *checkinBed {
 	fatalIf(tb, a.Enroll(ctx))
 	k, err := keys.Load(filepath.Join(cfg.DataDir, "device.key"))
 	fatalIf(tb, err)
-	cb := &checkinBed{deviceID: cfg.DeviceID, key: k.Private.(ed25519.PrivateKey),
+	cb := &checkinBed{bed: bed, deviceID: cfg.DeviceID, key: k.Private.(ed25519.PrivateKey),
 		realURL: bed.URL + "/director/" + cfg.DeviceID + "/timestamp.json"}
 	c := cb.client(1)
 	resp, err := c.Get(cb.realURL)

@@ -20,8 +20,9 @@
 // # /proc/PID/status
 //
 // [ParseStatus] reads the Linux status file format: lines "Key:\tvalue",
-// of which it takes VmRSS and VmHWM, written as "<decimal> kB". The input
-// is bounded by [MaxStatusSize]; both fields must be present exactly once.
+// of which it takes VmRSS, VmHWM, RssAnon and RssFile, written as
+// "<decimal> kB". The input is bounded by [MaxStatusSize]; VmRSS and VmHWM
+// must be present, and no field may appear twice.
 //
 // # Script bundle
 //

@@ -151,7 +151,7 @@ func installFigures(n int64, ts []installTimes, at agentTimes) []bench.Figure {
 	}
 	ref := bench.MBps(n, bench.Median(raw))
 	refName := "raw write + fsync"
-	size := fmt.Sprintf(" (%.0f MB)", bench.MB(n))
+	size := fmt.Sprintf(" (%.0f MiB)", float64(n)/(1<<20))
 	figs := []bench.Figure{
 		{Name: "download+hash+write+fsync" + size, Value: bench.MBps(n, bench.Median(dl)), Unit: "MB/s", RefName: refName, RefValue: ref, RatioAtLeast: 0.8},
 		{Name: "  + re-verify (HashFile)", Value: bench.MBps(n, bench.Median(dlv)), Unit: "MB/s", RefName: refName, RefValue: ref},

@@ -26,10 +26,10 @@ type memorySizes struct {
 
 // memoryFigures are the readings of one run, in bytes.
 type memoryFigures struct {
-	idle, idleHWM, peak, after int64
-	trivial                    int64
-	artifact                   int64
-	samples                    int
+	idle, trivial, after bench.Memory
+	peak                 int64 // largest VmRSS sampled during the install, or VmHWM
+	artifact             int64
+	samples              int
 }
 
 // measureMemory builds ztota and the trivial reference, runs a real
@@ -99,7 +99,7 @@ func measureMemory(ctx context.Context, tb testing.TB, sz memorySizes) memoryFig
 	time.Sleep(sz.idle)
 	idle, err := bench.ReadStatus(ctx, p.PID())
 	fatalIf(tb, err)
-	mf.idle, mf.idleHWM = idle.RSS, idle.HWM
+	mf.idle = idle
 
 	ref, err := bench.Start(ctx, filepath.Join(bed.Dir, "trivial.log"), trivial)
 	fatalIf(tb, err)
@@ -107,7 +107,7 @@ func measureMemory(ctx context.Context, tb testing.TB, sz memorySizes) memoryFig
 	tm, err := bench.ReadStatus(ctx, ref.PID())
 	fatalIf(tb, err)
 	fatalIf(tb, ref.Stop(ctx, 5*time.Second))
-	mf.trivial = tm.RSS
+	mf.trivial = tm
 
 	rel := bed.Release(art, "2.0.0", 2, hardwareID)
 	mf.artifact = rel.Length
@@ -122,18 +122,20 @@ func measureMemory(ctx context.Context, tb testing.TB, sz memorySizes) memoryFig
 	time.Sleep(sz.settle)
 	after, err := bench.ReadStatus(ctx, p.PID())
 	fatalIf(tb, err)
-	mf.after = after.RSS
+	mf.after = after
 	stop()
 	return mf
 }
 
 func (mf memoryFigures) figures() []bench.Figure {
-	ref, refName := bench.MB(mf.trivial), "trivial Go process RSS"
-	size := fmt.Sprintf("%.0f MB", bench.MB(mf.artifact))
+	ref, refName := bench.MB(mf.trivial.RSS), "trivial Go process RSS"
+	size := fmt.Sprintf("%.0f MiB", float64(mf.artifact)/(1<<20))
 	return []bench.Figure{
-		{Name: "agent RSS, idle", Value: bench.MB(mf.idle), Unit: "MB", RefName: refName, RefValue: ref, ValueAtMost: 20},
+		{Name: "agent RSS, idle", Value: bench.MB(mf.idle.RSS), Unit: "MB", RefName: refName, RefValue: ref, ValueAtMost: 20},
+		{Name: "  of which anonymous (heap, stacks)", Value: bench.MB(mf.idle.Anon), Unit: "MB", RefName: "trivial: anonymous", RefValue: bench.MB(mf.trivial.Anon)},
+		{Name: "  of which file-backed (binary)", Value: bench.MB(mf.idle.File), Unit: "MB", RefName: "trivial: file-backed", RefValue: bench.MB(mf.trivial.File)},
 		{Name: "agent peak RSS, " + size + " install", Value: bench.MB(mf.peak), Unit: "MB", RefName: refName, RefValue: ref},
-		{Name: "agent RSS after the install", Value: bench.MB(mf.after), Unit: "MB", RefName: refName, RefValue: ref},
+		{Name: "agent RSS after the install", Value: bench.MB(mf.after.RSS), Unit: "MB", RefName: refName, RefValue: ref},
 	}
 }
 
@@ -152,16 +154,16 @@ func TestAgentProcessInstallsWhileItsMemoryIsRead(t *testing.T) {
 		t.Skip("builds the ztota binary")
 	}
 	mf := measureMemory(testbed.Ctx(t), t, memorySizes{padding: 1 << 20, poll: 200 * time.Millisecond, idle: 300 * time.Millisecond, settle: 100 * time.Millisecond})
-	if mf.idle <= 0 || mf.trivial <= 0 || mf.after <= 0 {
+	if mf.idle.RSS <= 0 || mf.trivial.RSS <= 0 || mf.after.RSS <= 0 {
 		t.Fatalf("readings missing: %+v", mf)
 	}
-	if mf.idleHWM < mf.idle || mf.peak < mf.idle {
+	if mf.idle.HWM < mf.idle.RSS || mf.peak < mf.idle.RSS {
 		t.Fatalf("peak below a reading: %+v", mf)
 	}
 	if mf.samples == 0 {
 		t.Fatal("the sampler read nothing during the install")
 	}
-	if len(mf.figures()) != 3 {
-		t.Fatal("want 3 memory figures")
+	if len(mf.figures()) != 5 {
+		t.Fatal("want 5 memory figures")
 	}
 }

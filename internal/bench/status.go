@@ -16,8 +16,10 @@ const MaxStatusSize = 64 << 10
 
 // Memory is what /proc/PID/status says of a process's resident memory.
 type Memory struct {
-	RSS int64 // VmRSS in bytes: resident now
-	HWM int64 // VmHWM in bytes: peak resident since start
+	RSS  int64 // VmRSS in bytes: resident now
+	HWM  int64 // VmHWM in bytes: peak resident since start
+	Anon int64 // RssAnon in bytes (heap, stacks); 0 when the kernel does not say
+	File int64 // RssFile in bytes (mapped binary and files); 0 when the kernel does not say
 }
 
 // ParseStatus takes VmRSS and VmHWM from the text of /proc/PID/status.
@@ -26,7 +28,7 @@ func ParseStatus(data []byte) (Memory, error) {
 		return Memory{}, fmt.Errorf("%w: %d bytes, at most %d", ErrStatusFormat, len(data), MaxStatusSize)
 	}
 	var m Memory
-	var seenRSS, seenHWM bool
+	var seenRSS, seenHWM, seenAnon, seenFile bool
 	for line := range bytes.SplitSeq(data, []byte("\n")) {
 		key, val, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
@@ -39,6 +41,10 @@ func ParseStatus(data []byte) (Memory, error) {
 			dst, seen = &m.RSS, &seenRSS
 		case "VmHWM":
 			dst, seen = &m.HWM, &seenHWM
+		case "RssAnon":
+			dst, seen = &m.Anon, &seenAnon
+		case "RssFile":
+			dst, seen = &m.File, &seenFile
 		default:
 			continue
 		}

@@ -10,12 +10,12 @@ import (
 	"github.com/ztota/ztota/internal/testbed"
 )
 
-const sampleStatus = "Name:\tztota\nUmask:\t0022\nState:\tS (sleeping)\nVmPeak:\t 1248376 kB\nVmHWM:\t   14212 kB\nVmRSS:\t   12100 kB\nThreads:\t7\n"
+const sampleStatus = "Name:\tztota\nUmask:\t0022\nState:\tS (sleeping)\nVmPeak:\t 1248376 kB\nVmHWM:\t   14212 kB\nVmRSS:\t   12100 kB\nRssAnon:\t    4000 kB\nRssFile:\t    8100 kB\nThreads:\t7\n"
 
 func TestParseStatusReadsRSSAndHWMInBytes(t *testing.T) {
 	m, err := bench.ParseStatus([]byte(sampleStatus))
 	fatalIf(t, err)
-	if m.RSS != 12100*1024 || m.HWM != 14212*1024 {
+	if m.RSS != 12100*1024 || m.HWM != 14212*1024 || m.Anon != 4000*1024 || m.File != 8100*1024 {
 		t.Fatalf("got %+v", m)
 	}
 }
@@ -24,14 +24,15 @@ func TestParseStatusReadsRSSAndHWMInBytes(t *testing.T) {
 // one, uses another unit or overflows is refused rather than read as 0.
 func TestMalformedStatusIsRefused(t *testing.T) {
 	for name, s := range map[string]string{
-		"missing RSS":  "VmHWM:\t 1 kB\n",
-		"missing HWM":  "VmRSS:\t 1 kB\n",
-		"repeated":     "VmRSS:\t 1 kB\nVmHWM:\t 1 kB\nVmRSS:\t 2 kB\n",
-		"other unit":   "VmRSS:\t 1 MB\nVmHWM:\t 1 kB\n",
-		"negative":     "VmRSS:\t -1 kB\nVmHWM:\t 1 kB\n",
-		"empty number": "VmRSS:\t kB\nVmHWM:\t 1 kB\n",
-		"overflow":     "VmRSS:\t 999999999999999999999 kB\nVmHWM:\t 1 kB\n",
-		"too large":    "VmRSS:\t 1 kB\nVmHWM:\t 1 kB\n" + string(bytes.Repeat([]byte("x"), bench.MaxStatusSize)),
+		"missing RSS":   "VmHWM:\t 1 kB\n",
+		"missing HWM":   "VmRSS:\t 1 kB\n",
+		"repeated":      "VmRSS:\t 1 kB\nVmHWM:\t 1 kB\nVmRSS:\t 2 kB\n",
+		"repeated anon": "VmRSS:\t 1 kB\nVmHWM:\t 1 kB\nRssAnon:\t 1 kB\nRssAnon:\t 1 kB\n",
+		"other unit":    "VmRSS:\t 1 MB\nVmHWM:\t 1 kB\n",
+		"negative":      "VmRSS:\t -1 kB\nVmHWM:\t 1 kB\n",
+		"empty number":  "VmRSS:\t kB\nVmHWM:\t 1 kB\n",
+		"overflow":      "VmRSS:\t 999999999999999999999 kB\nVmHWM:\t 1 kB\n",
+		"too large":     "VmRSS:\t 1 kB\nVmHWM:\t 1 kB\n" + string(bytes.Repeat([]byte("x"), bench.MaxStatusSize)),
 	} {
 		if _, err := bench.ParseStatus([]byte(s)); !errors.Is(err, bench.ErrStatusFormat) {
 			t.Errorf("%s: err = %v, want ErrStatusFormat", name, err)
