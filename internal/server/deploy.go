@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -238,6 +239,12 @@ func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID strin
 		return s.assignTx(ctx, tx, dev, nil, "")
 	}
 	rel, err := s.st.Release(ctx, installed)
+	if errors.Is(err, store.ErrNotFound) {
+		// The device runs something never released here (a factory image,
+		// say): list nothing, so it keeps what it runs. Failing instead
+		// would refuse the device's report batch for ever.
+		return s.assignTx(ctx, tx, dev, nil, "")
+	}
 	if err != nil {
 		return err
 	}
