@@ -39,6 +39,7 @@ type Agent struct {
 	st    persisted
 	nudge chan struct{}
 
+	procMu   sync.Mutex // guards proc for readers on other goroutines
 	proc     *process
 	procDir  string
 	etags    map[string]string
@@ -193,7 +194,7 @@ func (a *Agent) Start(ctx context.Context) error {
 // Stop stops the module and the report sender (after a last flush).
 func (a *Agent) Stop() {
 	a.proc.stop(5 * time.Second)
-	a.proc = nil
+	a.setProc(nil, "")
 	if a.stopSend != nil {
 		a.stopSend()
 		<-a.sendDone
@@ -341,4 +342,32 @@ func (a *Agent) Refused() map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// ModulePID returns the pid of the running module, or 0.
+func (a *Agent) ModulePID() int {
+	a.procMu.Lock()
+	defer a.procMu.Unlock()
+	if a.proc == nil {
+		return 0
+	}
+	select {
+	case <-a.proc.exited():
+		return 0
+	default:
+	}
+	return a.proc.cmd.Process.Pid
+}
+
+func (a *Agent) setProc(p *process, dir string) {
+	a.procMu.Lock()
+	a.proc, a.procDir = p, dir
+	a.procMu.Unlock()
+}
+
+// Close stops the agent and releases its outbox; the agent cannot be
+// started again.
+func (a *Agent) Close() error {
+	a.Stop()
+	return a.box.Close()
 }

@@ -60,7 +60,7 @@ func (a *Agent) boot(ctx context.Context) error {
 	if err != nil {
 		a.log.Error("saving state", "err", err)
 	}
-	a.proc, a.procDir = p, dec.Dir
+	a.setProc(p, dec.Dir)
 	a.report(ctx, report.StateCommitted, m.Target, m.Version, 0, "")
 	a.haltAt(StepCommitted)
 	return nil
@@ -88,7 +88,7 @@ func (a *Agent) rollback(ctx context.Context, target, version, sha, why string) 
 // startActive (re)starts the module from the committed slot, if there is one.
 func (a *Agent) startActive(ctx context.Context) error {
 	a.proc.stop(5 * time.Second)
-	a.proc = nil
+	a.setProc(nil, "")
 	st, err := a.slots.State(ctx)
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (a *Agent) startActive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.proc, a.procDir = p, dir
+	a.setProc(p, dir)
 	return nil
 }
 

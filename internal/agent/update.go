@@ -314,6 +314,6 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 	os.Remove(dl)
 	a.report(ctx, report.StateRestarting, c.Path, c.Image.Version, 0, "")
 	a.proc.stop(5 * time.Second)
-	a.proc = nil
+	a.setProc(nil, "")
 	return a.boot(ctx)
 }

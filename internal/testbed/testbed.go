@@ -165,7 +165,7 @@ func (b *Bed) Agent(cfg *agent.Config) *agent.Agent {
 	if err := a.Start(Ctx(b.T)); err != nil {
 		b.T.Fatal(err)
 	}
-	b.T.Cleanup(a.Stop)
+	b.T.Cleanup(func() { a.Close() })
 	return a
 }
 

@@ -1,0 +1,94 @@
+package agent_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztota/ztota/internal/agent"
+	"github.com/ztota/ztota/internal/testbed"
+)
+
+// TestReportsSurviveServerOutageAndAgentRestart: while the server refuses
+// report uploads, the device installs a release and is restarted; once the
+// server is back every report arrives exactly once, in sequence.
+func TestReportsSurviveServerOutageAndAgentRestart(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	cfg := b.AgentConfig("dev-1", "board-a")
+	a := b.Agent(cfg)
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/reports") {
+			http.Error(w, "database restarting", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	r := b.Release(b.ScriptBundle("1.0.0", true, 64), "1.0.0", 1, "board-a")
+	b.Deploy(r.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.History("dev-1")); n != 0 {
+		t.Fatalf("%d reports stored while the server refused them", n)
+	}
+	// The device restarts (its outbox is on disk).
+	a.Close()
+	a2, err := agent.New(testbed.Ctx(t), cfg, b.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Start(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a2.Close() })
+	f.clear()
+	testbed.WaitFor(t, 15*time.Second, "the queued reports", func() bool {
+		a2.FlushReports(testbed.Ctx(t))
+		h := b.History("dev-1")
+		return len(h) > 0 && h[len(h)-1].State == "committed"
+	})
+	h := b.History("dev-1")
+	seen := map[string]bool{}
+	for i, rep := range h {
+		if seen[rep.ID] {
+			t.Fatalf("report %s stored twice", rep.ID)
+		}
+		seen[rep.ID] = true
+		if rep.Seq != uint64(i+1) {
+			t.Fatalf("report %d has seq %d: a report was lost or reordered (%v)", i, rep.Seq, b.States("dev-1"))
+		}
+	}
+}
+
+// TestCrashedModuleIsRestartedBySupervisor: the supervised module dies;
+// the agent starts it again from the committed slot.
+func TestCrashedModuleIsRestartedBySupervisor(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	cfg := b.AgentConfig("dev-1", "board-a")
+	a, err := agent.New(testbed.Ctx(t), cfg, b.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.Release(b.ScriptBundle("1.0.0", true, 64), "1.0.0", 1, "board-a")
+	ctx, cancel := contextWithCancel(t)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	testbed.WaitFor(t, 10*time.Second, "enrollment", func() bool {
+		_, err := b.Server.Store().Device(testbed.Ctx(t), "dev-1")
+		return err == nil
+	})
+	b.Deploy(r.Target, "dev-1")
+	testbed.WaitFor(t, 20*time.Second, "v1 committed", func() bool { return hasState(b, "dev-1", "committed") })
+	pid := a.ModulePID()
+	if pid == 0 {
+		t.Fatal("no module running after the commit")
+	}
+	killProcess(t, pid)
+	testbed.WaitFor(t, 10*time.Second, "the module restarted", func() bool {
+		p := a.ModulePID()
+		return p != 0 && p != pid
+	})
+	cancel()
+	<-done
+}
