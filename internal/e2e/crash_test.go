@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -27,14 +28,24 @@ var installSteps = []string{agent.StepDownloaded, agent.StepStaged, agent.StepPe
 func TestCrashAtEveryInstallStep(t *testing.T) {
 	needBinary(t)
 	for _, step := range installSteps {
-		t.Run(step, func(t *testing.T) { crashAt(t, step) })
+		t.Run(step, func(t *testing.T) { crashAt(t, step, 0) })
+	}
+	// With one boot allowed, the boot after a crash during the trial boot
+	// exhausts the counter: the agent must roll back to v1, report it and
+	// not try v2 again.
+	for _, step := range []string{agent.StepBooted, agent.StepHealthy} {
+		t.Run(step+"-max-boots-1", func(t *testing.T) { crashAt(t, step, 1) })
 	}
 }
 
-func crashAt(t *testing.T, step string) {
+func crashAt(t *testing.T, step string, maxBoots int) {
 	var arts artifactLog
 	b := testbed.New(t, testbed.Options{Front: arts.front})
 	dev := newDevice(t, b, "dev-1")
+	if maxBoots != 0 {
+		dev.cfg.MaxBoots = maxBoots
+		dev.path = writeConfig(t, b.Dir, dev.cfg)
+	}
 	dev.enroll(t)
 
 	// v1 first, so that a module runs when v2 arrives and a rollback has
@@ -73,6 +84,9 @@ func crashAt(t *testing.T, step string) {
 	waitLast(t, b, dev.id, 30*time.Second, "v2 committed or rolled back", settled)
 	// A few poll intervals more: a settled agent installs nothing again.
 	time.Sleep(time.Second)
+	if n := len(childGroups(a.cmd.Process.Pid)); n != 1 {
+		t.Errorf("the settled agent supervises %d module processes; want 1", n)
+	}
 	a.stop(10 * time.Second)
 
 	h := b.History(dev.id)
@@ -81,16 +95,35 @@ func crashAt(t *testing.T, step string) {
 	states := statesOf(h, v2.Target)
 	t.Logf("crash at %s: v2 reports %v", step, states)
 	trial := step == agent.StepBooted || step == agent.StepHealthy
+	mustRollBack := trial && maxBoots == 1
 	switch {
-	case last.Target == v2.Target && last.State == "committed":
-		checkSlots(t, dev.cfg.DataDir, v2.SHA256)
+	case last.Target == v2.Target && last.State == "committed" && !mustRollBack:
+		st := checkSlots(t, dev.cfg.DataDir, v2.SHA256)
+		if m := st.Slots[st.Active]; m.Target != last.Target || m.Version != last.Version {
+			t.Errorf("last report names %s %s, the active slot holds %s %s", last.Target, last.Version, m.Target, m.Version)
+		}
 		if n := count(states, "committed"); n != 1 {
 			t.Errorf("v2 reported committed %d times; want once", n)
 		}
+		wantInstalled(t, b, dev.id, v2.Target)
 	case last.Target == v2.Target && last.State == "rolled-back" && trial:
 		checkSlots(t, dev.cfg.DataDir, v1.SHA256)
+		if n := count(states, "rolled-back"); n != 1 {
+			t.Errorf("v2 reported rolled-back %d times; want once", n)
+		}
+		if count(states, "committed") != 0 {
+			t.Errorf("v2 reported committed, then rolled back: %v", states)
+		}
+		if mustRollBack && !strings.Contains(last.Detail, "boot counter") {
+			t.Errorf("rolled-back report says %q; want the exhausted boot counter named", last.Detail)
+		}
+		wantInstalled(t, b, dev.id, v1.Target)
 	default:
-		t.Fatalf("after a crash at %s the last report is %s for %s; want v2 committed", step, last.State, last.Target)
+		want := "v2 committed"
+		if mustRollBack {
+			want = "v2 rolled back"
+		}
+		t.Fatalf("after a crash at %s the last report is %s for %s; want %s", step, last.State, last.Target, want)
 	}
 	if n := len(arts.requests(v2.SHA256)); n != 1 {
 		t.Errorf("v2 was requested %d times; a complete download kept across the crash must not be fetched again", n)
@@ -144,6 +177,7 @@ func TestCrashMidDownloadResumesWithRange(t *testing.T) {
 	a.stop(10 * time.Second)
 
 	reqs := arts.requests(r.SHA256)
+	t.Logf("killed holding %d of %d bytes; artifact requests: %+v", held, r.Length, reqs)
 	if len(reqs) != 2 {
 		t.Fatalf("artifact requests %+v; want the interrupted one and one resumption", reqs)
 	}
@@ -162,5 +196,17 @@ func TestCrashMidDownloadResumesWithRange(t *testing.T) {
 	}
 	if left := dev.downloads(t); len(left) != 0 {
 		t.Errorf("download directory still holds %v after the install", left)
+	}
+}
+
+// wantInstalled requires the server to record target as what dev runs.
+func wantInstalled(t *testing.T, b *testbed.Bed, dev, target string) {
+	t.Helper()
+	d, err := b.Server.Store().Device(testbed.Ctx(t), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Installed != target {
+		t.Errorf("the server records %s as running %q, want %q", dev, d.Installed, target)
 	}
 }
