@@ -89,13 +89,14 @@ func TestEndToEndRealProcesses(t *testing.T) {
 	srv.stop(10 * time.Second)
 }
 
-// settle gives running agents time (five poll intervals) to finish the
-// refresh a metadata change caused before the next change is published.
+// settle gives running agents time (several poll intervals) to finish the
+// refresh a metadata change caused before the next change is published
+// (a refresh takes tens of milliseconds; the margin is for a loaded machine).
 // Known agent bug (see TestDeployDuringRefreshIsNotMissed): a change
 // published while an agent refreshes is never noticed, because the agent
 // takes the ETags it compares against with HEAD requests after the
 // refresh instead of from the metadata the refresh used.
-func settle() { time.Sleep(time.Second) }
+func settle() { time.Sleep(1500 * time.Millisecond) }
 
 // writeConfig writes an agent configuration file and returns its path.
 func writeConfig(t *testing.T, dir string, cfg *agent.Config) string {
