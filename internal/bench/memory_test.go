@@ -136,6 +136,7 @@ func (mf memoryFigures) figures() []bench.Figure {
 		{Name: "  of which file-backed (binary)", Value: bench.MB(mf.idle.File), Unit: "MB", RefName: "trivial: file-backed", RefValue: bench.MB(mf.trivial.File)},
 		{Name: "agent peak RSS, " + size + " install", Value: bench.MB(mf.peak), Unit: "MB", RefName: refName, RefValue: ref},
 		{Name: "agent RSS after the install", Value: bench.MB(mf.after.RSS), Unit: "MB", RefName: refName, RefValue: ref},
+		{Name: "  of which anonymous (heap, stacks)", Value: bench.MB(mf.after.Anon), Unit: "MB", RefName: "trivial: anonymous", RefValue: bench.MB(mf.trivial.Anon)},
 	}
 }
 
@@ -163,7 +164,7 @@ func TestAgentProcessInstallsWhileItsMemoryIsRead(t *testing.T) {
 	if mf.samples == 0 {
 		t.Fatal("the sampler read nothing during the install")
 	}
-	if len(mf.figures()) != 5 {
-		t.Fatal("want 5 memory figures")
+	if len(mf.figures()) != 6 {
+		t.Fatal("want 6 memory figures")
 	}
 }
