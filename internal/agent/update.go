@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path"
@@ -37,45 +38,35 @@ var ErrRefused = errors.New("update refused")
 func (a *Agent) server() string { return strings.TrimRight(a.cfg.ServerURL, "/") }
 
 // checkIn asks, with conditional requests, whether either repository's
-// timestamp changed since the last successful refresh.
-func (a *Agent) checkIn(ctx context.Context) (changed bool, err error) {
+// timestamp changed since the last successful refresh. The ETags it sees
+// are kept aside and remembered only once a refresh succeeds, so a change
+// published during a refresh is seen on the next check-in.
+func (a *Agent) checkIn(ctx context.Context) (changed bool, seen map[string]string, err error) {
+	seen = map[string]string{}
 	for _, u := range []string{a.server() + "/director/" + a.cfg.DeviceID + "/timestamp.json", a.server() + "/image/timestamp.json"} {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		if et := a.etags[u]; et != "" {
 			req.Header.Set("If-None-Match", et)
 		}
 		resp, err := a.meta.Do(req)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
 		switch resp.StatusCode {
 		case http.StatusNotModified:
 		case http.StatusOK:
 			changed = true
+			seen[u] = resp.Header.Get("ETag")
 		default:
-			return false, fmt.Errorf("check-in %s: %s", u, resp.Status)
+			return false, nil, fmt.Errorf("check-in %s: %s", u, resp.Status)
 		}
 	}
-	return changed, nil
-}
-
-func (a *Agent) rememberETags(ctx context.Context) {
-	for _, u := range []string{a.server() + "/director/" + a.cfg.DeviceID + "/timestamp.json", a.server() + "/image/timestamp.json"} {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
-		if err != nil {
-			continue
-		}
-		resp, err := a.meta.Do(req)
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		a.etags[u] = resp.Header.Get("ETag")
-	}
+	return changed, seen, nil
 }
 
 const repoMapJSON = `{"repositories": {"director": [%q], "image": [%q]},
@@ -145,6 +136,21 @@ func (a *Agent) Refresh(ctx context.Context) ([]Candidate, error) {
 	return out, nil
 }
 
+// pruneDownloads removes downloads other than keep (left behind by a
+// crash between switching slots and cleaning up, or by an abandoned update).
+func (a *Agent) pruneDownloads(keep string) {
+	dir := filepath.Join(a.cfg.DataDir, "download")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() != keep {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // checkPolicy is the device's own say: the target must be for this device
 // and its hardware, of the configured module, not larger than allowed, and
 // not older than what runs (release counter).
@@ -173,7 +179,7 @@ func (a *Agent) checkPolicy(c Candidate) error {
 // Cycle is one check-in: refresh if anything changed, and install what the
 // director assigns if the device's policy accepts it.
 func (a *Agent) Cycle(ctx context.Context) error {
-	changed, err := a.checkIn(ctx)
+	changed, seen, err := a.checkIn(ctx)
 	if err != nil {
 		return err
 	}
@@ -187,7 +193,9 @@ func (a *Agent) Cycle(ctx context.Context) error {
 		return err
 	}
 	a.lastFull = time.Now()
-	a.rememberETags(ctx)
+	for u, et := range seen {
+		a.etags[u] = et
+	}
 	// Targets for this module are ours to act on; a target addressed to
 	// another device is kept too, so that checkPolicy refuses it loudly.
 	var mine []Candidate
@@ -211,6 +219,7 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	}
 	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.SHA256 == c.SHA256 {
 		a.lastErr = ""
+		a.pruneDownloads("")
 		return nil
 	}
 	a.mu.Lock()

@@ -130,11 +130,6 @@ func crashAt(t *testing.T, step string, maxBoots int) {
 	}
 	t.Run("download removed", func(t *testing.T) {
 		left := dev.downloads(t)
-		if len(left) != 0 && step == agent.StepPending {
-			t.Skipf("KNOWN BUG (internal/agent/update.go, install): %v is left in download/ for good: "+
-				"a crash between SetPending and os.Remove(dl) leaves the artifact, and after the restart "+
-				"Cycle returns early because the active slot already holds it", left)
-		}
 		if len(left) != 0 {
 			t.Errorf("download directory still holds %v after the install settled", left)
 		}

@@ -57,14 +57,11 @@ func TestEndToEndRealProcesses(t *testing.T) {
 	}
 
 	bundles := t.TempDir()
-	settle()
 	v1 := releaseCLI(t, api, keysDir, scriptBundle(t, bundles, "1.0.0", true, 8<<10), "1.0.0", 1)
-	settle()
 	ztota(t, append([]string{"deploy", v1.target, "--devices", strings.Join(devs, ","), "--failure-threshold", "1"}, api...)...)
 	waitDevices(t, api, devs, 60*time.Second, "committed", v1.target)
 
 	v2 := releaseCLI(t, api, keysDir, scriptBundle(t, bundles, "2.0.0", false, 8<<10), "2.0.0", 2)
-	settle()
 	ztota(t, append([]string{"deploy", v2.target, "--devices", strings.Join(devs, ","), "--failure-threshold", "1"}, api...)...)
 	waitDevices(t, api, devs, 60*time.Second, "rolled-back", v1.target)
 
@@ -88,15 +85,6 @@ func TestEndToEndRealProcesses(t *testing.T) {
 	}
 	srv.stop(10 * time.Second)
 }
-
-// settle gives running agents time (several poll intervals) to finish the
-// refresh a metadata change caused before the next change is published
-// (a refresh takes tens of milliseconds; the margin is for a loaded machine).
-// Known agent bug (see TestDeployDuringRefreshIsNotMissed): a change
-// published while an agent refreshes is never noticed, because the agent
-// takes the ETags it compares against with HEAD requests after the
-// refresh instead of from the metadata the refresh used.
-func settle() { time.Sleep(1500 * time.Millisecond) }
 
 // writeConfig writes an agent configuration file and returns its path.
 func writeConfig(t *testing.T, dir string, cfg *agent.Config) string {
