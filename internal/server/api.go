@@ -61,7 +61,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// An empty director repository, so the device can refresh at once.
-	if err := s.st.Tx(r.Context(), func(tx *sql.Tx) error { return s.assignTx(r.Context(), tx, dev, nil, "") }); err != nil {
+	if err := s.tx(r.Context(), func(tx *sql.Tx) error { return s.assignTx(r.Context(), tx, dev, nil, "") }); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -109,7 +109,7 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	var added []store.Report
-	err = s.st.Tx(r.Context(), func(tx *sql.Tx) error {
+	err = s.tx(r.Context(), func(tx *sql.Tx) error {
 		var err error
 		if added, err = store.AddReportsTx(r.Context(), tx, rows, now); err != nil {
 			return err
@@ -248,7 +248,7 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 		rels = append(rels, store.Release{Target: p, Name: im.Name, Version: im.Version, ReleaseCounter: im.ReleaseCounter,
 			HardwareIDs: im.HardwareIDs, Module: im.Module, SHA256: hexsha, Length: tf.Length})
 	}
-	err = s.st.Tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		for _, rel := range rels {
 			if err := store.PutReleaseTx(ctx, tx, rel); err != nil {
 				return err

@@ -123,7 +123,7 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err = s.st.Tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := store.CreateDeploymentTx(ctx, tx, dep, dds); err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 	if dep.Status != store.DeployRunning {
 		return nil
 	}
-	rel, err := s.st.Release(ctx, dep.Target)
+	rel, err := store.ReleaseTx(ctx, tx, dep.Target)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 		// Assign the open wave's pending devices.
 		for _, d := range devs {
 			if d.Wave <= dep.Wave && d.Status == store.DevPending {
-				dev, err := s.st.Device(ctx, d.DeviceID)
+				dev, err := store.DeviceTx(ctx, tx, d.DeviceID)
 				if err != nil {
 					return err
 				}
@@ -231,14 +231,14 @@ func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID strin
 	if err := tx.QueryRowContext(ctx, `SELECT installed FROM devices WHERE id=?`, devID).Scan(&installed); err != nil {
 		return err
 	}
-	dev, err := s.st.Device(ctx, devID)
+	dev, err := store.DeviceTx(ctx, tx, devID)
 	if err != nil {
 		return err
 	}
 	if installed == "" {
 		return s.assignTx(ctx, tx, dev, nil, "")
 	}
-	rel, err := s.st.Release(ctx, installed)
+	rel, err := store.ReleaseTx(ctx, tx, installed)
 	if errors.Is(err, store.ErrNotFound) {
 		// The device runs something never released here (a factory image,
 		// say): list nothing, so it keeps what it runs. Failing instead

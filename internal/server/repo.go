@@ -32,43 +32,69 @@ type onlineKeys = keyset.Online
 
 // metaCache keeps the latest timestamp of each repository in memory, so a
 // check-in that finds nothing new costs no database read.
+//
+// A writer drops a repository's entry after its transaction commits, and
+// every drop bumps the repository's generation; a reader caches what it
+// read from the database only if the generation did not move meanwhile.
+// So a read that raced a commit can never pin the old timestamp in the
+// cache after the new one is stored.
 type metaCache struct {
-	mu sync.RWMutex
-	ts map[string]store.Meta
+	mu   sync.RWMutex
+	ts   map[string]store.Meta
+	gens map[string]uint64
 }
 
-func newMetaCache() *metaCache { return &metaCache{ts: map[string]store.Meta{}} }
+func newMetaCache() *metaCache {
+	return &metaCache{ts: map[string]store.Meta{}, gens: map[string]uint64{}}
+}
 
-func (c *metaCache) get(repo string) (store.Meta, bool) {
+// get returns the cached entry, or the generation to pass to put.
+func (c *metaCache) get(repo string) (store.Meta, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	m, ok := c.ts[repo]
-	return m, ok
+	return m, c.gens[repo], ok
 }
 
 func (c *metaCache) drop(repo string) {
 	c.mu.Lock()
 	delete(c.ts, repo)
+	c.gens[repo]++
 	c.mu.Unlock()
 }
 
-func (c *metaCache) put(m store.Meta) {
+// put caches m if no drop happened since get returned gen.
+func (c *metaCache) put(m store.Meta, gen uint64) {
 	c.mu.Lock()
-	if old, ok := c.ts[m.Repo]; !ok || old.Version <= m.Version {
-		c.ts[m.Repo] = m
+	if c.gens[m.Repo] == gen {
+		if old, ok := c.ts[m.Repo]; !ok || old.Version <= m.Version {
+			c.ts[m.Repo] = m
+		}
 	}
 	c.mu.Unlock()
 }
 
 func (s *Server) latestTimestamp(ctx context.Context, repo string) (store.Meta, error) {
-	if m, ok := s.cache.get(repo); ok {
+	m, gen, ok := s.cache.get(repo)
+	if ok {
 		return m, nil
 	}
 	m, err := s.st.LatestMeta(ctx, repo, tufrepo.Timestamp)
 	if err == nil {
-		s.cache.put(m)
+		s.cache.put(m, gen)
 	}
 	return m, err
+}
+
+// tx runs fn in one store transaction and then drops the cached
+// timestamps of the repositories fn published to. Callers hold s.mu.
+func (s *Server) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	err := s.st.Tx(ctx, fn)
+	for _, repo := range s.dirty {
+		s.cache.drop(repo)
+	}
+	s.dirty = s.dirty[:0]
+	return err
 }
 
 // bootstrap imports keys and initial metadata on first start.
@@ -135,7 +161,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := tufrepo.Verify(dr, tufrepo.Root, dr); err != nil {
 		return fmt.Errorf("director root: %w", err)
 	}
-	return s.st.Tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
 		if err := store.PutMetaTx(ctx, tx,
 			store.Meta{Repo: repoImage, Role: tufrepo.Root, Version: ir.Signed.Version, Data: irb, Expires: ir.Signed.Expires},
 			store.Meta{Repo: repoDirector, Role: tufrepo.Root, Version: dr.Signed.Version, Data: drb, Expires: dr.Signed.Expires},
@@ -182,7 +208,7 @@ func (s *Server) publishTx(ctx context.Context, tx *sql.Tx, repo string, tv int6
 	if err := store.PutMetaTx(ctx, tx, docs...); err != nil {
 		return err
 	}
-	s.cache.drop(repo)
+	s.dirty = append(s.dirty, repo) // dropped from the cache after commit (see tx)
 	return nil
 }
 
@@ -249,14 +275,14 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		err := s.st.Tx(ctx, func(tx *sql.Tx) error {
-			d, err := s.st.Device(ctx, dev)
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			d, err := store.DeviceTx(ctx, tx, dev)
 			if err != nil {
 				return err
 			}
 			var rel *store.Release
 			if d.Assigned != "" {
-				r, err := s.st.Release(ctx, d.Assigned)
+				r, err := store.ReleaseTx(ctx, tx, d.Assigned)
 				if err != nil {
 					return err
 				}
@@ -288,7 +314,7 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 			if repo == repoImage {
 				snapKey, tsKey = s.keys.ImageSnapshot, s.keys.ImageTimestamp
 			}
-			err := s.st.Tx(ctx, func(tx *sql.Tx) error {
+			err := s.tx(ctx, func(tx *sql.Tx) error {
 				var tv int64
 				var tb []byte
 				if err := tx.QueryRowContext(ctx, `SELECT version, data FROM tuf_meta WHERE repo=? AND role=? ORDER BY version DESC LIMIT 1`, repo, tufrepo.Targets).Scan(&tv, &tb); err != nil {

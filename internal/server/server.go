@@ -64,6 +64,7 @@ type Server struct {
 	log   *slog.Logger
 	keys  onlineKeys
 	mu    sync.Mutex // serialises metadata writers
+	dirty []string   // repositories published in the running transaction (under mu)
 	cache *metaCache
 	dkeys sync.Map // device id -> ed25519.PublicKey
 }

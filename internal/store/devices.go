@@ -96,7 +96,14 @@ func scanDevice(sc interface{ Scan(...any) error }) (Device, error) {
 
 // Device returns one device.
 func (s *Store) Device(ctx context.Context, id string) (Device, error) {
-	d, err := scanDevice(s.db.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id=?`, id))
+	return DeviceTx(ctx, s.db, id)
+}
+
+// DeviceTx is Device inside a caller's transaction. Code holding a
+// transaction must read through it: a read on another connection while
+// the write lock is held can starve the connection pool.
+func DeviceTx(ctx context.Context, q execer, id string) (Device, error) {
+	d, err := scanDevice(q.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("%w: device %s", ErrNotFound, id)
 	}

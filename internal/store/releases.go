@@ -47,7 +47,12 @@ func scanRelease(sc interface{ Scan(...any) error }) (Release, error) {
 
 // Release returns a release by target path, or by "name@version".
 func (s *Store) Release(ctx context.Context, ref string) (Release, error) {
-	r, err := scanRelease(s.db.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE target=? OR name || '@' || version=? ORDER BY created DESC LIMIT 1`, ref, ref))
+	return ReleaseTx(ctx, s.db, ref)
+}
+
+// ReleaseTx is Release inside a caller's transaction.
+func ReleaseTx(ctx context.Context, q execer, ref string) (Release, error) {
+	r, err := scanRelease(q.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE target=? OR name || '@' || version=? ORDER BY created DESC LIMIT 1`, ref, ref))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("%w: release %q (use the target path or NAME@VERSION)", ErrNotFound, ref)
 	}
