@@ -400,6 +400,9 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if h == nil {
+		h = []store.Report{}
+	}
 	writeJSON(w, http.StatusOK, h)
 }
 

@@ -339,7 +339,7 @@ func (s *Server) serveImageMeta(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveDirectorMeta(w http.ResponseWriter, r *http.Request) {
 	dev := r.Context().Value(deviceCtxKey{}).(string)
-	s.st.TouchDevice(r.Context(), dev, s.cfg.Now())
+	s.touch(r.Context(), dev)
 	s.serveMeta(w, r, directorRepo(dev), repoDirector, r.PathValue("file"))
 }
 
@@ -362,4 +362,21 @@ func (s *Server) serveArtifact(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"`+sha+`"`)
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// touchEvery bounds how often a check-in writes the device's last-seen
+// time: a fleet polling every few seconds must not turn every conditional
+// GET into a database write.
+const touchEvery = 30 * time.Second
+
+// touch records that a device was seen, at most once per touchEvery.
+func (s *Server) touch(ctx context.Context, dev string) {
+	now := s.cfg.Now()
+	if last, ok := s.touched.Load(dev); ok && now.Sub(last.(time.Time)) < touchEvery {
+		return
+	}
+	s.touched.Store(dev, now)
+	if err := s.st.TouchDevice(ctx, dev, now); err != nil {
+		s.log.Warn("recording last-seen time", "device", dev, "err", err)
+	}
 }

@@ -59,14 +59,15 @@ type Config struct {
 
 // Server is a running OTA server.
 type Server struct {
-	cfg   Config
-	st    *store.Store
-	log   *slog.Logger
-	keys  onlineKeys
-	mu    sync.Mutex // serialises metadata writers
-	dirty []string   // repositories published in the running transaction (under mu)
-	cache *metaCache
-	dkeys sync.Map // device id -> ed25519.PublicKey
+	cfg     Config
+	st      *store.Store
+	log     *slog.Logger
+	keys    onlineKeys
+	mu      sync.Mutex // serialises metadata writers
+	dirty   []string   // repositories published in the running transaction (under mu)
+	cache   *metaCache
+	dkeys   sync.Map // device id -> ed25519.PublicKey
+	touched sync.Map // device id -> time.Time of the last last-seen write
 }
 
 func (c *Config) defaults() {
