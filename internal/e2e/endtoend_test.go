@@ -56,6 +56,10 @@ func TestEndToEndRealProcesses(t *testing.T) {
 		agents = append(agents, startProc(t, id, baseEnv(), "agent", "--config", writeConfig(t, dir, &cfg)))
 	}
 
+	// Both agents enroll (they start with no state, so the list shows them
+	// with an empty state and nothing installed).
+	waitDevices(t, api, devs, 30*time.Second, "", "")
+
 	bundles := t.TempDir()
 	v1 := releaseCLI(t, api, keysDir, scriptBundle(t, bundles, "1.0.0", true, 8<<10), "1.0.0", 1)
 	ztota(t, append([]string{"deploy", v1.target, "--devices", strings.Join(devs, ","), "--failure-threshold", "1"}, api...)...)
