@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,6 +40,12 @@ func TestDeployDuringRefreshIsNotMissed(t *testing.T) {
 	b = testbed.New(t, testbed.Options{Front: front})
 	dev := newDevice(t, b, "dev-1")
 	dev.enroll(t)
+	// The enrolling run may already have refreshed; start from no trusted
+	// metadata but the pinned roots, so that this run fetches the director
+	// snapshot (the moment the deployment is made) after its timestamp.
+	if err := os.RemoveAll(filepath.Join(dev.cfg.DataDir, "tuf")); err != nil {
+		t.Fatal(err)
+	}
 	r := b.Release(b.ScriptBundle("1.0.0", true, 4<<10), "1.0.0", 1, "board-a")
 	target.Store(r.Target)
 	a := dev.start(t, "")
