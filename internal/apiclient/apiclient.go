@@ -177,3 +177,10 @@ func (c *Client) Releases(ctx context.Context) ([]store.Release, error) {
 	err := c.do(ctx, http.MethodGet, "/v1/releases", nil, -1, &out)
 	return out, err
 }
+
+// Halt stops a running deployment.
+func (c *Client) Halt(ctx context.Context, id string) (server.DeploymentView, error) {
+	var out server.DeploymentView
+	err := c.do(ctx, http.MethodPost, "/v1/deployments/"+id+"/halt", nil, 0, &out)
+	return out, err
+}

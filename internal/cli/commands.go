@@ -219,6 +219,46 @@ func deployCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	var hf apiFlags
+	halt := &cobra.Command{
+		Use: "halt DEPLOYMENT", Short: "Stop a running deployment; devices not yet updated keep what they run", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(hf.token, hf.tokenFile)
+			if err != nil {
+				return err
+			}
+			v, err := apiclient.New(hf.server, tok).Halt(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "deployment %s %s: %s\n", v.ID, v.Status, v.Reason)
+			return nil
+		},
+	}
+	hf.add(halt)
+	var sf apiFlags
+	status := &cobra.Command{
+		Use: "status DEPLOYMENT", Short: "Show a deployment and its devices", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tok, err := token(sf.token, sf.tokenFile)
+			if err != nil {
+				return err
+			}
+			v, err := apiclient.New(sf.server, tok).Deployment(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "deployment %s of %s: %s (wave %d of %d) %s\n", v.ID, v.Target, v.Status, v.Wave+1, len(v.Waves), v.Reason)
+			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEVICE\tWAVE\tSTATUS")
+			for _, d := range v.Devices {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", d.DeviceID, d.Wave+1, d.Status)
+			}
+			return tw.Flush()
+		},
+	}
+	sf.add(status)
+	c.AddCommand(halt, status)
 	c.Flags().StringVar(&devices, "devices", "", "comma-separated device ids")
 	c.Flags().StringVar(&req.Group, "group", "", "device group")
 	c.Flags().StringVar(&waves, "waves", "100", "cumulative wave percentages")

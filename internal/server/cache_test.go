@@ -48,7 +48,7 @@ func TestTimestampCacheNeverPinsAStaleVersion(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 30; i++ {
-		e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["dev-a"],"failure_threshold":1}`, targets[i%2]))
+		dep := e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["dev-a"],"failure_threshold":1}`, targets[i%2]))
 		m, err := e.Server.Store().LatestMeta(ctx, "director/dev-a", tufrepo.Timestamp)
 		if err != nil {
 			t.Fatal(err)
@@ -57,6 +57,9 @@ func TestTimestampCacheNeverPinsAStaleVersion(t *testing.T) {
 			close(stop)
 			wg.Wait()
 			t.Fatalf("after assignment %d the device is served timestamp %d, the store holds %d", i, got, m.Version)
+		}
+		if a := e.api(t, "POST", "/v1/deployments/"+dep.ID+"/halt", nil); a.code != 200 {
+			t.Fatalf("halt: %s", a)
 		}
 	}
 	close(stop)

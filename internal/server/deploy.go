@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/ztota/ztota/internal/store"
 )
@@ -124,6 +125,23 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		ids := make([]string, len(dds))
+		for i, d := range dds {
+			ids[i] = d.DeviceID
+		}
+		busy, err := store.BusyDevicesTx(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		if len(busy) > 0 {
+			var list []string
+			for _, id := range ids {
+				if dep, ok := busy[id]; ok {
+					list = append(list, id+" (in "+dep+")")
+				}
+			}
+			return errorf(http.StatusConflict, "devices are still in running deployments: %s; wait for them or halt them with 'ztota deploy halt ID'", strings.Join(list, ", "))
+		}
 		if err := store.CreateDeploymentTx(ctx, tx, dep, dds); err != nil {
 			return err
 		}
@@ -177,22 +195,8 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 			}
 		}
 		if opened > 0 && float64(failed)/float64(opened) > dep.FailureThreshold {
-			dep.Status = store.DeployHalted
-			dep.Reason = fmt.Sprintf("%d of %d devices in waves 1-%d failed, above the threshold of %.0f%%", failed, opened, dep.Wave+1, dep.FailureThreshold*100)
-			s.log.Warn("deployment halted", "id", id, "reason", dep.Reason)
-			for _, d := range devs {
-				if d.Status == store.DevPending || d.Status == store.DevAssigned {
-					if err := store.SetDeploymentDeviceTx(ctx, tx, id, d.DeviceID, store.DevCancelled); err != nil {
-						return err
-					}
-					if d.Status == store.DevAssigned {
-						if err := s.restoreInstalledTx(ctx, tx, d.DeviceID); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			return store.UpdateDeploymentTx(ctx, tx, dep)
+			reason := fmt.Sprintf("%d of %d devices in waves 1-%d failed, above the threshold of %.0f%%", failed, opened, dep.Wave+1, dep.FailureThreshold*100)
+			return s.haltTx(ctx, tx, dep, devs, reason)
 		}
 		// Assign the open wave's pending devices.
 		for _, d := range devs {
@@ -223,6 +227,59 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 			return err
 		}
 	}
+}
+
+// haltTx stops a deployment: devices that have not got the release are
+// cancelled, and those assigned but not done are pointed back at what
+// they run.
+func (s *Server) haltTx(ctx context.Context, tx *sql.Tx, dep store.Deployment, devs []store.DeploymentDevice, reason string) error {
+	dep.Status = store.DeployHalted
+	dep.Reason = reason
+	s.log.Warn("deployment halted", "id", dep.ID, "reason", reason)
+	for _, d := range devs {
+		if d.Status != store.DevPending && d.Status != store.DevAssigned {
+			continue
+		}
+		if err := store.SetDeploymentDeviceTx(ctx, tx, dep.ID, d.DeviceID, store.DevCancelled); err != nil {
+			return err
+		}
+		if d.Status == store.DevAssigned {
+			if err := s.restoreInstalledTx(ctx, tx, d.DeviceID); err != nil {
+				return err
+			}
+		}
+	}
+	return store.UpdateDeploymentTx(ctx, tx, dep)
+}
+
+func (s *Server) handleHaltDeployment(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		dep, err := store.DeploymentTx(ctx, tx, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		if dep.Status != store.DeployRunning {
+			return errorf(http.StatusConflict, "deployment %s is already %s", dep.ID, dep.Status)
+		}
+		devs, err := store.DeploymentDevicesTx(ctx, tx, dep.ID)
+		if err != nil {
+			return err
+		}
+		return s.haltTx(ctx, tx, dep, devs, "halted by the operator")
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.deploymentView(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 // restoreInstalledTx points a device's director back at what it runs.

@@ -52,6 +52,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/enroll-tokens", s.scoped(ScopeAdmin, s.handleEnrollToken))
 	mux.HandleFunc("POST /v1/tokens", s.scoped(ScopeAdmin, s.handleToken))
 	mux.HandleFunc("POST /v1/deployments", s.scoped(ScopeAdmin, s.handleCreateDeployment))
+	mux.HandleFunc("POST /v1/deployments/{id}/halt", s.scoped(ScopeAdmin, s.handleHaltDeployment))
 	mux.HandleFunc("GET /v1/deployments", s.scoped(ScopeViewer, s.handleListDeployments))
 	mux.HandleFunc("GET /v1/deployments/{id}", s.scoped(ScopeViewer, s.handleGetDeployment))
 	mux.HandleFunc("GET /v1/releases", s.scoped(ScopeViewer, s.handleListReleases))

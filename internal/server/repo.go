@@ -288,7 +288,7 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 				}
 				rel = &r
 			}
-			return s.assignTx(ctx, tx, d, rel, "")
+			return s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, repo, d.Assigned))
 		})
 		if err != nil {
 			return fmt.Errorf("re-signing %s: %w", repo, err)
@@ -329,4 +329,26 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// assignedDeploymentTx returns the deployment named in the latest director
+// targets of repo for target, so that re-signing keeps it.
+func assignedDeploymentTx(ctx context.Context, tx *sql.Tx, repo, target string) string {
+	b, err := latestTx(ctx, tx, repo, tufrepo.Targets)
+	if err != nil || target == "" {
+		return ""
+	}
+	t, err := tufrepo.Parse[metadata.TargetsType](b)
+	if err != nil {
+		return ""
+	}
+	tf, ok := t.Signed.Targets[target]
+	if !ok {
+		return ""
+	}
+	dm, err := tufrepo.ParseDirectorMeta(tf)
+	if err != nil {
+		return ""
+	}
+	return dm.Deployment
 }

@@ -17,6 +17,7 @@
 //	POST /v1/enroll-tokens                                      {group, ttl_seconds} (admin)
 //	POST /v1/tokens                                             {scope, name} (admin)
 //	POST /v1/deployments                                        {release, devices | group, waves, failure_threshold} (admin)
+//	POST /v1/deployments/{id}/halt                              stop a running deployment (admin)
 //	GET  /v1/deployments[/{id}], /v1/releases, /v1/devices[/{id}[/history]]   (viewer)
 //
 // API tokens travel as "Authorization: Bearer <token>" with scope admin,
