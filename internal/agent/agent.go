@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/diskspace"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/outbox"
 	"github.com/ztota/ztota/internal/report"
@@ -52,6 +53,8 @@ type Agent struct {
 	// OnStep, if set, is called at each named install step (tests use it
 	// to tamper with files between check and use).
 	OnStep func(step string)
+
+	freeSpace diskspace.Func // nil: statfs
 
 	stopSend context.CancelFunc
 	sendDone chan struct{}

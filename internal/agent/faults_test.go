@@ -3,6 +3,7 @@ package agent_test
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,4 +92,37 @@ func TestCrashedModuleIsRestartedBySupervisor(t *testing.T) {
 	})
 	cancel()
 	<-done
+}
+
+// TestFullDiskRefusesEarlyAndRetries: with too little space for the new
+// release the agent refuses before downloading, keeps v1, reports it,
+// and installs once space is freed.
+func TestFullDiskRefusesEarlyAndRetries(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	var free atomic.Uint64
+	free.Store(1 << 20)
+	agent.SetFreeSpace(a, func(string) (uint64, error) { return free.Load(), nil })
+	var fetched atomic.Int32
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/image/targets/") {
+			fetched.Add(1)
+		}
+		return false
+	})
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 2<<20), "2.0.0", 2, "board-a")
+	b.Deploy(v2.Target, "dev-1")
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "failed", "not enough free disk space", v1.SHA256)
+	if n := fetched.Load(); n != 0 {
+		t.Fatalf("the artifact was requested %d times with the disk full", n)
+	}
+	free.Store(1 << 40)
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("after space was freed the device runs %q, want v2", got)
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/ztota/ztota/internal/diskspace"
 	"github.com/ztota/ztota/internal/fetch"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/slot"
@@ -265,6 +266,19 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 	defer f.Close()
 	sha, _ := hex.DecodeString(c.SHA256)
 	want := fetch.Want{Length: c.Info.Length, SHA256: sha}
+	// Room for what is left to download and for the unpacked slot (a tar
+	// unpacks to about its own size), with a margin.
+	var held int64
+	if fi, err := f.Stat(); err == nil {
+		held = fi.Size()
+	}
+	need := uint64(c.Info.Length-held) + uint64(c.Info.Length) + 1<<20
+	if err := diskspace.Check(a.freeSpace, a.cfg.DataDir, need); err != nil {
+		a.retry = true
+		err = fmt.Errorf("will retry: %w", err)
+		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
+		return err
+	}
 	dir, base := path.Split(c.Path)
 	mirror := a.server() + "/image/targets/" + dir + c.SHA256 + "." + base
 	lastPct := 0

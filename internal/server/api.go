@@ -16,6 +16,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/diskspace"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/tufrepo"
@@ -139,6 +140,16 @@ func (s *Server) handlePutArtifact(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.ContentLength > s.cfg.MaxArtifactSize {
 		s.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "artifact of %d bytes is above the server's limit of %d", r.ContentLength, s.cfg.MaxArtifactSize))
+		return
+	}
+	// Refuse early, before a byte is written, when the disk cannot take
+	// the artifact and a margin for the database.
+	if err := diskspace.Check(s.cfg.FreeSpace, s.cfg.DataDir, uint64(r.ContentLength)+64<<20); err != nil {
+		if errors.Is(err, diskspace.ErrInsufficient) {
+			s.fail(w, r, errorf(http.StatusInsufficientStorage, "%v", err))
+			return
+		}
+		s.fail(w, r, err)
 		return
 	}
 	if err := s.st.PutArtifact(r.Context(), r.Body, r.ContentLength, sha); err != nil {

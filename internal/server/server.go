@@ -38,6 +38,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztota/ztota/internal/diskspace"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/store"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	DirectorTargetTTL time.Duration // default 30 days
 	ResignInterval    time.Duration // how often expiring metadata is re-signed; default 1m
 	MaxArtifactSize   int64         // default 2 GiB
+	// FreeSpace reports free bytes in a directory; nil means statfs. Tests
+	// replace it to play a full disk.
+	FreeSpace diskspace.Func
 }
 
 // Server is a running OTA server.
