@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/tufclient"
 )
 
@@ -91,6 +92,16 @@ func token(flag, file string) (string, error) {
 
 type apiFlags struct {
 	server, token, tokenFile string
+}
+
+// client returns an API client for the flags, or an error that says how
+// to pass a token.
+func (a *apiFlags) client() (*apiclient.Client, error) {
+	tok, err := token(a.token, a.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	return apiclient.New(a.server, tok), nil
 }
 
 func (a *apiFlags) add(cmd *cobra.Command) {

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztota/ztota/internal/agent"
-	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/demo"
 	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/release"
@@ -63,11 +62,11 @@ func keysCmd(g *globals) *cobra.Command {
 			if af.token == "" && af.tokenFile == "" {
 				return nil
 			}
-			tok, err := token(af.token, af.tokenFile)
+			api, err := af.client()
 			if err != nil {
 				return err
 			}
-			if err := apiclient.New(af.server, tok).PublishRoot(cmd.Context(), ro.Repo, data); err != nil {
+			if err := api.PublishRoot(cmd.Context(), ro.Repo, data); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.stdout, "published to", af.server)
@@ -153,14 +152,14 @@ func releaseCmd(g *globals) *cobra.Command {
 		Short: "Sign an artifact into the image repository (offline targets key) and upload it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(af.token, af.tokenFile)
+			api, err := af.client()
 			if err != nil {
 				return err
 			}
 			o.Artifact = args[0]
 			o.Meta.ReleaseCounter = counter
 			o.Meta.HardwareIDs = splitList(hw)
-			res, err := release.Publish(cmd.Context(), apiclient.New(af.server, tok), o)
+			res, err := release.Publish(cmd.Context(), api, o)
 			if err != nil {
 				return err
 			}
@@ -198,7 +197,7 @@ func deployCmd(g *globals) *cobra.Command {
 		Short: "Roll a release out to devices in waves",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(af.token, af.tokenFile)
+			api, err := af.client()
 			if err != nil {
 				return err
 			}
@@ -211,7 +210,7 @@ func deployCmd(g *globals) *cobra.Command {
 				}
 				req.Waves = append(req.Waves, f)
 			}
-			v, err := apiclient.New(af.server, tok).Deploy(cmd.Context(), req)
+			v, err := api.Deploy(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
@@ -223,11 +222,11 @@ func deployCmd(g *globals) *cobra.Command {
 	halt := &cobra.Command{
 		Use: "halt DEPLOYMENT", Short: "Stop a running deployment; devices not yet updated keep what they run", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(hf.token, hf.tokenFile)
+			api, err := hf.client()
 			if err != nil {
 				return err
 			}
-			v, err := apiclient.New(hf.server, tok).Halt(cmd.Context(), args[0])
+			v, err := api.Halt(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -240,11 +239,11 @@ func deployCmd(g *globals) *cobra.Command {
 	status := &cobra.Command{
 		Use: "status DEPLOYMENT", Short: "Show a deployment and its devices", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(sf.token, sf.tokenFile)
+			api, err := sf.client()
 			if err != nil {
 				return err
 			}
-			v, err := apiclient.New(sf.server, tok).Deployment(cmd.Context(), args[0])
+			v, err := api.Deployment(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -273,11 +272,11 @@ func devicesCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List devices", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(af.token, af.tokenFile)
+			api, err := af.client()
 			if err != nil {
 				return err
 			}
-			devs, err := apiclient.New(af.server, tok).Devices(cmd.Context(), "")
+			devs, err := api.Devices(cmd.Context(), "")
 			if err != nil {
 				return err
 			}
@@ -295,11 +294,11 @@ func devicesCmd(g *globals) *cobra.Command {
 	hist := &cobra.Command{
 		Use: "history DEVICE", Short: "A device's status reports", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(af2.token, af2.tokenFile)
+			api, err := af2.client()
 			if err != nil {
 				return err
 			}
-			h, err := apiclient.New(af2.server, tok).History(cmd.Context(), args[0])
+			h, err := api.History(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -325,11 +324,11 @@ func tokenCmd(g *globals) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create --scope admin|integrator|viewer", Short: "Create an API token", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(af.token, af.tokenFile)
+			api, err := af.client()
 			if err != nil {
 				return err
 			}
-			t, err := apiclient.New(af.server, tok).NewToken(cmd.Context(), scope, name)
+			t, err := api.NewToken(cmd.Context(), scope, name)
 			if err != nil {
 				return err
 			}
@@ -346,11 +345,11 @@ func tokenCmd(g *globals) *cobra.Command {
 	enroll := &cobra.Command{
 		Use: "enroll [--group G]", Short: "Create a one-time device enrollment token", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := token(af2.token, af2.tokenFile)
+			api, err := af2.client()
 			if err != nil {
 				return err
 			}
-			t, err := apiclient.New(af2.server, tok).EnrollToken(cmd.Context(), group, ttl)
+			t, err := api.EnrollToken(cmd.Context(), group, ttl)
 			if err != nil {
 				return err
 			}
