@@ -55,6 +55,9 @@ type Agent struct {
 	OnStep func(step string)
 
 	freeSpace diskspace.Func // nil: statfs
+	// activeBad: the committed slot failed verification at boot; the
+	// assigned release is installed again into the other slot.
+	activeBad bool
 
 	stopSend context.CancelFunc
 	sendDone chan struct{}
@@ -189,6 +192,12 @@ func (a *Agent) Start(ctx context.Context) error {
 	go func() { defer close(a.sendDone); a.sendLoop(sctx) }()
 	if err := a.boot(ctx); err != nil {
 		a.log.Error("boot", "err", err)
+		if errors.Is(err, slot.ErrTampered) {
+			a.activeBad = true
+		}
+		if ctx.Err() == nil {
+			a.report(ctx, report.StateFailed, "", "", 0, err.Error())
+		}
 		return err
 	}
 	return nil

@@ -61,6 +61,7 @@ func (a *Agent) boot(ctx context.Context) error {
 		a.log.Error("saving state", "err", err)
 	}
 	a.setProc(p, dec.Dir)
+	a.activeBad = false
 	a.report(ctx, report.StateCommitted, m.Target, m.Version, 0, "")
 	a.haltAt(StepCommitted)
 	return nil

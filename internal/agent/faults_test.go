@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -124,5 +126,52 @@ func TestFullDiskRefusesEarlyAndRetries(t *testing.T) {
 	}
 	if got := installed(t, a); got != v2.SHA256 {
 		t.Fatalf("after space was freed the device runs %q, want v2", got)
+	}
+}
+
+// TestTamperedActiveSlotIsNotRunAndIsReported: a file of the committed
+// slot is changed while the agent is down; at start the agent refuses to
+// run it, says so, and heals by installing the assigned release again.
+func TestTamperedActiveSlotIsNotRunAndIsReported(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	cfg := b.AgentConfig("dev-1", "board-a")
+	a := b.Agent(cfg)
+	installV1(t, b, a, "dev-1")
+	st, err := a.SlotState(testbed.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	app := filepath.Join(cfg.DataDir, "slots", st.Active, "bin", "app")
+	if err := os.WriteFile(app, []byte("#!/bin/sh\necho owned\nsleep 100\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := agent.New(testbed.Ctx(t), cfg, b.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a2.Close() })
+	if err := a2.Start(testbed.Ctx(t)); err == nil {
+		t.Fatal("the agent started a tampered slot")
+	}
+	if pid := a2.ModulePID(); pid != 0 {
+		t.Fatalf("a module runs (pid %d) from a tampered slot", pid)
+	}
+	detail := lastReport(t, b, a2, "dev-1", "failed")
+	if !strings.Contains(detail, "differ from what was staged") {
+		t.Fatalf("failed report says %q; want the tampering named", detail)
+	}
+	if err := a2.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	healed, err := a2.SlotState(testbed.Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if healed.Active == st.Active || healed.Slots[healed.Active].SHA256 != st.Slots[st.Active].SHA256 {
+		t.Fatalf("after healing: %+v; want the same release committed in the other slot", healed)
+	}
+	if a2.ModulePID() == 0 {
+		t.Fatal("no module runs after healing")
 	}
 }

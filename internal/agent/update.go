@@ -184,7 +184,7 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !changed && !a.retry && time.Since(a.lastFull) < time.Duration(a.cfg.FullRefresh) {
+	if !changed && !a.retry && !a.activeBad && time.Since(a.lastFull) < time.Duration(a.cfg.FullRefresh) {
 		return nil
 	}
 	a.retry = false
@@ -218,7 +218,7 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.SHA256 == c.SHA256 {
+	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.SHA256 == c.SHA256 && !a.activeBad {
 		a.lastErr = ""
 		a.pruneDownloads("")
 		return nil
