@@ -459,3 +459,86 @@ func TestRootRotationIsFollowedByDevices(t *testing.T) {
 		t.Fatalf("device trusts root v%d with threshold %d, want v2 with 2", root.Signed.Version, root.Signed.Roles[tufrepo.Root].Threshold)
 	}
 }
+
+// TestFastForwardRecoveredThroughOnlineKeyRotation: an attacker holding the
+// director's timestamp key makes a device trust a timestamp at version
+// 1,000,000; the server's honest timestamps then look like rollbacks and
+// the device refuses every update. The operator rotates the timestamp key
+// ("ztota keys rotate --repo director --role timestamp"), installs the new
+// key on the server and publishes the new root; the server re-signs every
+// director, the device drops the fast-forwarded timestamp (the new root no
+// longer trusts its key) and updates again.
+func TestFastForwardRecoveredThroughOnlineKeyRotation(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	ctx := testbed.Ctx(t)
+	st := b.Server.Store()
+
+	// The attack: a validly signed timestamp far ahead, over the real snapshot.
+	snap, err := st.LatestMeta(ctx, "director/dev-1", tufrepo.Snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newForger(t, b)
+	ts := metadata.Timestamp(time.Now().Add(time.Hour).UTC().Truncate(time.Second))
+	ts.Signed.Version = 1_000_000
+	ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": tufrepo.MetaFile(snap.Version, snap.Data)}
+	tsb, err := tufrepo.Sign(ts, g.keys.DirectorTimestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.set("/director/dev-1/timestamp.json", tsb)
+	if err := a.Cycle(ctx); err != nil {
+		t.Fatalf("the fast-forwarded timestamp was not even accepted: %v", err)
+	}
+	trustedTS := func() int64 {
+		data, err := os.ReadFile(filepath.Join(b.Dir, "devices", "dev-1", "tuf", "director", "timestamp.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := tufrepo.Parse[metadata.TimestampType](data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Signed.Version
+	}
+	if v := trustedTS(); v != 1_000_000 {
+		t.Fatalf("device trusts director timestamp %d, want the attacker's 1000000", v)
+	}
+	f.clear()
+
+	// The device is now stuck: the server's honest timestamp is lower.
+	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
+	b.Deploy(v2.Target, "dev-1")
+	err = a.Cycle(ctx)
+	refusedWith(t, b, a, "dev-1", err, "refused", "timestamp", v1.SHA256)
+
+	// Recovery.
+	root, err := keyset.RotateRole(b.KeysDir, "director", tufrepo.Timestamp, "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admin.PublishRoot(ctx, "director", root); err == nil || !strings.Contains(err.Error(), "does not hold") {
+		t.Fatalf("publishing a root naming a timestamp key the server does not hold: %v", err)
+	}
+	newKey, err := os.ReadFile(filepath.Join(b.KeysDir, keyset.RoleKeyFile("director", tufrepo.Timestamp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b.Dir, "server", "keys", "new-director-timestamp.key"), newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admin.PublishRoot(ctx, "director", root); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Cycle(ctx); err != nil {
+		t.Fatalf("after the timestamp key rotation: %v", err)
+	}
+	if got := installed(t, a); got != v2.SHA256 {
+		t.Fatalf("device runs %q after recovery, want v2", got)
+	}
+	if v := trustedTS(); v >= 1_000_000 {
+		t.Fatalf("device still trusts timestamp %d", v)
+	}
+}

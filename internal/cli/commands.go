@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"path/filepath"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -47,18 +48,28 @@ func keysCmd(g *globals) *cobra.Command {
 	initCmd.Flags().IntVar(&o.RootThreshold, "root-threshold", 1, "signatures needed on root metadata")
 
 	var ro keyset.RotateOptions
-	var dir string
+	var dir, role string
 	var af apiFlags
 	rotate := &cobra.Command{
-		Use:   "rotate --keys DIR --repo image|director",
-		Short: "Replace a repository's root keys (new root signed by old and new thresholds) and publish it",
+		Use:   "rotate --keys DIR --repo image|director [--role root|targets|snapshot|timestamp]",
+		Short: "Replace a repository's root keys or one online key with a new root version, and publish it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := keyset.Rotate(dir, ro)
+			var data []byte
+			var err error
+			if role == "" || role == "root" {
+				data, err = keyset.Rotate(dir, ro)
+			} else {
+				data, err = keyset.RotateRole(dir, ro.Repo, role, ro.Alg, time.Time{})
+			}
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "new %s root written to %s\n", ro.Repo, keyset.CurrentRootFile(dir, ro.Repo))
+			if role != "" && role != "root" {
+				fmt.Fprintf(g.stdout, "new %s %s key: %s\ncopy it into the server's DATA/keys/ under a new name ending in .key (e.g. new-%s-%s.key) before publishing the root\n",
+					ro.Repo, role, filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)), ro.Repo, role)
+			}
 			if af.token == "" && af.tokenFile == "" {
 				return nil
 			}
@@ -75,6 +86,7 @@ func keysCmd(g *globals) *cobra.Command {
 	}
 	rotate.Flags().StringVar(&dir, "keys", "", "keys directory")
 	rotate.Flags().StringVar(&ro.Repo, "repo", "image", "image or director")
+	rotate.Flags().StringVar(&role, "role", "root", "root, or an online role to re-key: snapshot, timestamp, or (director) targets")
 	rotate.Flags().IntVar(&ro.NewKeys, "root-keys", 1, "number of new root keys")
 	rotate.Flags().IntVar(&ro.Threshold, "root-threshold", 1, "threshold of the new root")
 	rotate.Flags().StringVar(&ro.Alg, "alg", "ed25519", "key algorithm")

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -78,5 +79,46 @@ func TestRotateChainsRootsAndRetiresOldKeys(t *testing.T) {
 	}
 	if _, err := Rotate(dir, RotateOptions{Repo: "image", NewKeys: 1, Threshold: 2}); err == nil {
 		t.Fatal("a threshold above the key count was accepted")
+	}
+}
+
+func TestRotateRoleReplacesOneOnlineKey(t *testing.T) {
+	dir := t.TempDir()
+	if err := Init(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	v1b, _ := os.ReadFile(filepath.Join(dir, OnlineDir, DirectorRootFile))
+	v1, _ := tufrepo.Parse[metadata.RootType](v1b)
+	oldTS, err := LoadOnline(filepath.Join(dir, OnlineDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2b, err := RotateRole(dir, "director", tufrepo.Timestamp, "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := tufrepo.Parse[metadata.RootType](v2b)
+	if err := tufrepo.VerifyRootUpdate(v1, v2); err != nil {
+		t.Fatal(err)
+	}
+	newTS, err := LoadOnline(filepath.Join(dir, OnlineDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID, _ := oldTS.DirectorTimestamp.ID()
+	newID, _ := newTS.DirectorTimestamp.ID()
+	if ids := v2.Signed.Roles[tufrepo.Timestamp].KeyIDs; len(ids) != 1 || ids[0] != newID || newID == oldID {
+		t.Fatalf("timestamp keys %v; want only the new key %s", ids, newID)
+	}
+	for _, role := range []string{tufrepo.Targets, tufrepo.Snapshot} {
+		if a, b := v1.Signed.Roles[role].KeyIDs, v2.Signed.Roles[role].KeyIDs; len(a) != 1 || len(b) != 1 || a[0] != b[0] {
+			t.Fatalf("%s keys changed: %v -> %v", role, a, b)
+		}
+	}
+	if _, err := RotateRole(dir, "image", tufrepo.Targets, "", time.Time{}); err == nil {
+		t.Fatal("rotating the image targets key was accepted")
+	}
+	if _, err := RotateRole(dir, "director", tufrepo.Root, "", time.Time{}); err == nil {
+		t.Fatal("RotateRole accepted the root role")
 	}
 }

@@ -142,3 +142,101 @@ func Rotate(dir string, o RotateOptions) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// RoleKeyFile is the key file of a non-root role of repo, relative to a
+// keys directory: the image targets key is offline, every other one online.
+func RoleKeyFile(repo, role string) string {
+	if repo == "image" && role == tufrepo.Targets {
+		return filepath.Join(OfflineDir, ImageTargetsKey)
+	}
+	return filepath.Join(OnlineDir, repo+"-"+role+".key")
+}
+
+// RotateRole replaces the key of one non-root role (targets, snapshot or
+// timestamp) of a repository: a new key is made, the new root (version+1)
+// lists it instead of the old one and is signed by a threshold of the
+// current root keys. The old key file is kept as <file>.retired-<version>.
+// This is how a compromised online key is recovered from, including a
+// fast-forward attack: clients drop metadata the new key did not sign.
+func RotateRole(dir, repo, role, alg string, now time.Time) ([]byte, error) {
+	if repo != "image" && repo != "director" {
+		return nil, fmt.Errorf("repository must be image or director, not %q", repo)
+	}
+	if role != tufrepo.Targets && role != tufrepo.Snapshot && role != tufrepo.Timestamp {
+		return nil, fmt.Errorf("role must be targets, snapshot or timestamp, not %q (root keys rotate with the root role)", role)
+	}
+	if repo == "image" && role == tufrepo.Targets {
+		return nil, fmt.Errorf("rotating the image targets key is not supported yet: it also needs the current targets re-signed with the new key")
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	cur, err := currentRoot(dir, repo)
+	if err != nil {
+		return nil, err
+	}
+	old, err := tufrepo.Parse[metadata.RootType](cur)
+	if err != nil {
+		return nil, err
+	}
+	off := filepath.Join(dir, OfflineDir)
+	var rootKeys []*keys.Key
+	for i := 1; ; i++ {
+		k, err := keys.Load(filepath.Join(off, RootKeyFile(repo, i)))
+		if os.IsNotExist(err) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		rootKeys = append(rootKeys, k)
+	}
+	if len(rootKeys) < old.Signed.Roles[tufrepo.Root].Threshold {
+		return nil, fmt.Errorf("only %d root keys in %s; the current root needs %d", len(rootKeys), off, old.Signed.Roles[tufrepo.Root].Threshold)
+	}
+	nk, err := keys.Generate(alg)
+	if err != nil {
+		return nil, err
+	}
+	tk, err := nk.TUF()
+	if err != nil {
+		return nil, err
+	}
+	next, err := tufrepo.Parse[metadata.RootType](cur)
+	if err != nil {
+		return nil, err
+	}
+	next.Signed.Version = old.Signed.Version + 1
+	if exp := now.Add(365 * 24 * time.Hour).UTC().Truncate(time.Second); exp.After(next.Signed.Expires) {
+		next.Signed.Expires = exp
+	}
+	for _, id := range append([]string{}, next.Signed.Roles[role].KeyIDs...) {
+		if err := next.Signed.RevokeKey(id, role); err != nil {
+			return nil, err
+		}
+	}
+	if err := next.Signed.AddKey(tk, role); err != nil {
+		return nil, err
+	}
+	next.Signed.Roles[role].Threshold = 1
+	data, err := tufrepo.Sign(next, rootKeys...)
+	if err != nil {
+		return nil, err
+	}
+	if err := tufrepo.VerifyRootUpdate(old, next); err != nil {
+		return nil, err
+	}
+	kf := filepath.Join(dir, RoleKeyFile(repo, role))
+	if _, err := os.Stat(kf); err == nil {
+		if err := os.Rename(kf, fmt.Sprintf("%s.retired-%d", kf, old.Signed.Version)); err != nil {
+			return nil, err
+		}
+	}
+	if err := keys.Save(kf, nk); err != nil {
+		return nil, err
+	}
+	if err := keys.WriteFileAtomic(CurrentRootFile(dir, repo), data, 0o644); err != nil {
+		return nil, err
+	}
+	return data, nil
+}

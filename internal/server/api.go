@@ -315,9 +315,29 @@ func (s *Server) handleRootRotation(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	if err := s.st.PutMeta(r.Context(), store.Meta{Repo: repo, Role: tufrepo.Root, Version: next.Signed.Version, Data: body, Expires: next.Signed.Expires}); err != nil {
+	changes, err := s.newOnlineKeys(repo, next)
+	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	saved := s.keys
+	err = s.tx(r.Context(), func(tx *sql.Tx) error {
+		if err := store.PutMetaTx(r.Context(), tx, store.Meta{Repo: repo, Role: tufrepo.Root, Version: next.Signed.Version, Data: body, Expires: next.Signed.Expires}); err != nil {
+			return err
+		}
+		return s.adoptKeysTx(r.Context(), tx, repo, changes)
+	})
+	if err != nil {
+		s.keys = saved
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.saveKeys(changes, next.Signed.Version); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, c := range changes {
+		s.log.Warn("online key replaced; metadata re-signed", "repo", repo, "role", c.r.role)
 	}
 	s.log.Info("root rotated", "repo", repo, "version", next.Signed.Version)
 	writeJSON(w, http.StatusCreated, map[string]any{"repo": repo, "version": next.Signed.Version})

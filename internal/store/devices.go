@@ -112,13 +112,22 @@ func DeviceTx(ctx context.Context, q execer, id string) (Device, error) {
 
 // Devices lists devices, optionally of one group, ordered by id.
 func (s *Store) Devices(ctx context.Context, group string) ([]Device, error) {
-	q := `SELECT ` + deviceCols + ` FROM devices`
+	return devices(ctx, s.db, group)
+}
+
+// DevicesTx lists every device inside a transaction.
+func DevicesTx(ctx context.Context, tx *sql.Tx) ([]Device, error) { return devices(ctx, tx, "") }
+
+func devices(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, group string) ([]Device, error) {
+	query := `SELECT ` + deviceCols + ` FROM devices`
 	args := []any{}
 	if group != "" {
-		q += ` WHERE grp=?`
+		query += ` WHERE grp=?`
 		args = append(args, group)
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id`, args...)
+	rows, err := q.QueryContext(ctx, query+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, err
 	}

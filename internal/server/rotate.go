@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/keyset"
+	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/tufrepo"
+)
+
+// onlineRole is a role whose key the server holds.
+type onlineRole struct {
+	role string
+	file string     // canonical file name in DATA/keys
+	key  **keys.Key // where the server keeps it
+}
+
+func (s *Server) onlineRoles(repo string) []onlineRole {
+	if repo == repoImage {
+		return []onlineRole{
+			{tufrepo.Snapshot, keyset.ImageSnapshotKey, &s.keys.ImageSnapshot},
+			{tufrepo.Timestamp, keyset.ImageTimestampKey, &s.keys.ImageTimestamp},
+		}
+	}
+	return []onlineRole{
+		{tufrepo.Targets, keyset.DirTargetsKey, &s.keys.DirectorTargets},
+		{tufrepo.Snapshot, keyset.DirSnapshotKey, &s.keys.DirectorSnapshot},
+		{tufrepo.Timestamp, keyset.DirTimestampKey, &s.keys.DirectorTimestamp},
+	}
+}
+
+// keyChange is an online key the server must switch to.
+type keyChange struct {
+	r    onlineRole
+	key  *keys.Key
+	path string // where it was found
+}
+
+// newOnlineKeys finds, for every online role whose key the new root
+// replaced, the new private key among the files of DATA/keys (the
+// operator copies it there; keys never travel over the API).
+func (s *Server) newOnlineKeys(repo string, next *metadata.Metadata[metadata.RootType]) ([]keyChange, error) {
+	kdir := filepath.Join(s.cfg.DataDir, "keys")
+	var changes []keyChange
+	var found map[string]keyChange // key id -> key, loaded lazily
+	for _, r := range s.onlineRoles(repo) {
+		ids := next.Signed.Roles[r.role].KeyIDs
+		cur, err := (*r.key).ID()
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(ids, cur) {
+			continue
+		}
+		if found == nil {
+			found = map[string]keyChange{}
+			ents, err := os.ReadDir(kdir)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range ents {
+				if e.IsDir() || !strings.HasSuffix(e.Name(), ".key") {
+					continue
+				}
+				p := filepath.Join(kdir, e.Name())
+				k, err := keys.Load(p)
+				if err != nil {
+					continue
+				}
+				if id, err := k.ID(); err == nil {
+					found[id] = keyChange{key: k, path: p}
+				}
+			}
+		}
+		var hit *keyChange
+		for _, id := range ids {
+			if c, ok := found[id]; ok {
+				hit = &c
+				break
+			}
+		}
+		if hit == nil {
+			return nil, errorf(http.StatusConflict, "the new %s root gives the %s role key %s, which this server does not hold: copy the new key file (made by 'ztota keys rotate --role %s') into %s and send the root again",
+				repo, r.role, strings.Join(ids, ","), r.role, kdir)
+		}
+		hit.r = r
+		changes = append(changes, *hit)
+	}
+	return changes, nil
+}
+
+// adoptKeysTx switches to the new online keys and re-signs what they
+// sign, so devices that took the new root find metadata it accepts.
+func (s *Server) adoptKeysTx(ctx context.Context, tx *sql.Tx, repo string, changes []keyChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	for _, c := range changes {
+		*c.r.key = c.key
+	}
+	if repo == repoImage {
+		var tv int64
+		var tb []byte
+		if err := tx.QueryRowContext(ctx, `SELECT version, data FROM tuf_meta WHERE repo=? AND role=? ORDER BY version DESC LIMIT 1`, repoImage, tufrepo.Targets).Scan(&tv, &tb); err != nil {
+			return err
+		}
+		return s.publishTx(ctx, tx, repoImage, tv, tb, s.cfg.Now(), s.keys.ImageSnapshot, s.keys.ImageTimestamp, false)
+	}
+	devs, err := store.DevicesTx(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		var rel *store.Release
+		if d.Assigned != "" {
+			r, err := store.ReleaseTx(ctx, tx, d.Assigned)
+			if err != nil {
+				return err
+			}
+			rel = &r
+		}
+		if err := s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, directorRepo(d.ID), d.Assigned)); err != nil {
+			return fmt.Errorf("re-signing the director of %s: %w", d.ID, err)
+		}
+	}
+	return nil
+}
+
+// saveKeys writes adopted keys under their canonical names, so a restart
+// loads them; the replaced key files are kept beside, renamed.
+func (s *Server) saveKeys(changes []keyChange, rootVersion int64) error {
+	for _, c := range changes {
+		final := filepath.Join(s.cfg.DataDir, "keys", c.r.file)
+		if c.path == final {
+			continue
+		}
+		if _, err := os.Stat(final); err == nil {
+			if err := os.Rename(final, fmt.Sprintf("%s.retired-%d", final, rootVersion-1)); err != nil {
+				return err
+			}
+		}
+		data, err := c.key.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := keys.WriteFileAtomic(final, data, 0o600); err != nil {
+			return err
+		}
+		os.Remove(c.path)
+	}
+	return nil
+}
