@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"path/filepath"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -91,7 +92,32 @@ func keysCmd(g *globals) *cobra.Command {
 	rotate.Flags().IntVar(&ro.Threshold, "root-threshold", 1, "threshold of the new root")
 	rotate.Flags().StringVar(&ro.Alg, "alg", "ed25519", "key algorithm")
 	af.add(rotate)
-	c.AddCommand(initCmd, rotate)
+	var pdir, prepo string
+	var pf apiFlags
+	publish := &cobra.Command{
+		Use:   "publish --keys DIR --repo image|director",
+		Short: "Send the newest root of a repository (after 'keys rotate') to the server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(keyset.CurrentRootFile(pdir, prepo))
+			if err != nil {
+				return fmt.Errorf("%w: run 'ztota keys rotate' first", err)
+			}
+			api, err := pf.client()
+			if err != nil {
+				return err
+			}
+			if err := api.PublishRoot(cmd.Context(), prepo, data); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "published the new %s root to %s\n", prepo, pf.server)
+			return nil
+		},
+	}
+	publish.Flags().StringVar(&pdir, "keys", "", "keys directory")
+	publish.Flags().StringVar(&prepo, "repo", "image", "image or director")
+	pf.add(publish)
+	c.AddCommand(initCmd, rotate, publish)
 	return c
 }
 
