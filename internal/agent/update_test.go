@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/testbed"
 )
 
@@ -58,4 +60,19 @@ func collapse(states []string) []string {
 		}
 	}
 	return out
+}
+
+// TestECDSAKeysWorkEndToEnd: the whole path with ECDSA P-256 repository keys.
+func TestECDSAKeysWorkEndToEnd(t *testing.T) {
+	b := testbed.New(t, testbed.Options{Keys: keyset.Options{Alg: keys.ECDSAP256}})
+	a := b.Agent(b.AgentConfig("dev-1", "board-a"))
+	r := b.Release(b.ScriptBundle("1.0.0", true, 64), "1.0.0", 1, "board-a")
+	b.Deploy(r.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.SlotState(testbed.Ctx(t))
+	if err != nil || st.Slots[st.Active].SHA256 != r.SHA256 {
+		t.Fatalf("slot state %+v, %v", st, err)
+	}
 }
