@@ -1,0 +1,258 @@
+package certd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztota/ztota/internal/attest"
+)
+
+// record writes a synthetic OSV record for a Debian package into dir.
+func record(t testing.TB, dir, id, pkg, fixed string, withdrawn bool) {
+	t.Helper()
+	rec := map[string]any{
+		"schema_version": "1.6.0",
+		"id":             id,
+		"modified":       time.Now().UTC().Format(time.RFC3339Nano),
+		"summary":        "synthetic advisory " + id,
+		"affected": []any{map[string]any{
+			"package": map[string]any{"ecosystem": "Debian", "name": pkg},
+			"ranges": []any{map[string]any{"type": "ECOSYSTEM", "events": []any{
+				map[string]any{"introduced": "0"}, map[string]any{"fixed": fixed},
+			}}},
+		}},
+	}
+	if withdrawn {
+		rec["withdrawn"] = time.Now().UTC().Format(time.RFC3339)
+	}
+	b, _ := json.Marshal(rec)
+	if err := os.WriteFile(filepath.Join(dir, id+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Second)
+	os.Chtimes(filepath.Join(dir, id+".json"), later, later)
+}
+
+// dpkgStatus is a dpkg status database listing the packages.
+func dpkgStatus(pkgs ...string) []byte {
+	var b strings.Builder
+	for _, p := range pkgs {
+		name, version, _ := strings.Cut(p, "=")
+		fmt.Fprintf(&b, "Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\nDescription: test package\n\n", name, version)
+	}
+	return []byte(b.String())
+}
+
+func sourceDir(t testing.TB) string {
+	dir := filepath.Join(t.TempDir(), "osv")
+	os.Mkdir(dir, 0o755)
+	record(t, dir, "TEST-0001", "unrelated", "1.0-1", false)
+	return dir
+}
+
+func TestWithdrawnAdvisoryIssuesANewCertificateNeverUnrevokes(t *testing.T) {
+	dir := sourceDir(t)
+	s := newService(t, dir, nil)
+	ctx := context.Background()
+	x := submitBytes(t, s, "x", dpkgStatus("libfoo=1.0-1", "libc6=2.36-9"), nil)
+	y := submitBytes(t, s, "y", dpkgStatus("libbar=3.0-1"), nil)
+	if x.State != StateCertified || y.State != StateCertified {
+		t.Fatalf("states %s %s, want certified (findings %v)", x.State, y.State, findingIDs(x))
+	}
+	oldCert := x.Result.Digest
+
+	record(t, dir, "TEST-0002", "libfoo", "2.0-1", false)
+	reps, err := s.Poll(ctx)
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("poll: %v %v", reps, err)
+	}
+	if reps[0].Reinspected != 1 || !slices.Equal(reps[0].Revoked, []string{x.Artifact}) {
+		t.Fatalf("update report %+v: want exactly x re-inspected and revoked", reps[0])
+	}
+	checkRevocation(t, s, x.Artifact, oldCert, []string{"TEST-0002"})
+	_, v1, _ := s.RevocationList(ctx)
+
+	record(t, dir, "TEST-0002", "libfoo", "2.0-1", true)
+	reps, err = s.Poll(ctx)
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("poll: %v %v", reps, err)
+	}
+	if !slices.Equal(reps[0].Recertified, []string{x.Artifact}) || len(reps[0].Revoked) != 0 {
+		t.Fatalf("update report %+v: want x recertified", reps[0])
+	}
+	now, err := s.Lookup(ctx, x.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now.State != StateCertified || now.Result.Digest == oldCert || now.Result.Kind != attest.KindCertificate {
+		t.Fatalf("after withdrawal: state %s, result %s %s; want a new certificate", now.State, now.Result.Kind, now.Result.Digest)
+	}
+	if now.Result.Previous != oldCert {
+		t.Errorf("new certificate names previous %q, want %q", now.Result.Previous, oldCert)
+	}
+	// The old certificate stays revoked in every later list.
+	data, v2, _ := s.RevocationList(ctx)
+	if v2 < v1 {
+		t.Fatalf("list version went down %d → %d", v1, v2)
+	}
+	l, err := attest.VerifyRevocations(s.root, data, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Lookup(x.Artifact, oldCert); !ok {
+		t.Error("the old certificate was silently un-revoked")
+	}
+	if _, ok := l.Lookup(x.Artifact, now.Result.Digest); ok {
+		t.Error("the new certificate is revoked")
+	}
+}
+
+func TestOnlyAffectedArtifactsAreReinspected(t *testing.T) {
+	dir := sourceDir(t)
+	s := newService(t, dir, nil)
+	ctx := context.Background()
+	for i := 0; i < 30; i++ {
+		submitBytes(t, s, fmt.Sprintf("bar-%d", i), dpkgStatus(fmt.Sprintf("libbar=3.0-%d", i)), nil)
+	}
+	foo := submitBytes(t, s, "foo", dpkgStatus("libfoo=1.0-1"), nil)
+	var before int
+	s.db.QueryRow(`SELECT COUNT(*) FROM results`).Scan(&before)
+
+	record(t, dir, "TEST-0003", "libfoo", "0.5-1", false) // does not affect 1.0-1
+	reps, err := s.Poll(ctx)
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("poll: %v %v", reps, err)
+	}
+	if reps[0].Packages != 1 || reps[0].Reinspected != 1 || len(reps[0].Revoked) != 0 {
+		t.Fatalf("report %+v: want one package, one re-inspection, no revocation", reps[0])
+	}
+	var after int
+	s.db.QueryRow(`SELECT COUNT(*) FROM results`).Scan(&after)
+	if after != before+1 {
+		t.Fatalf("%d new results, want 1 re-inspection", after-before)
+	}
+	var kind, prev string
+	s.db.QueryRow(`SELECT kind, previous FROM results ORDER BY seq DESC LIMIT 1`).Scan(&kind, &prev)
+	if kind != attest.KindReinspection || prev != foo.Result.Digest {
+		t.Errorf("newest result %s naming %s, want a re-inspection naming %s", kind, prev, foo.Result.Digest)
+	}
+	// An unchanged source does nothing.
+	if reps, err := s.Poll(ctx); err != nil || len(reps) != 0 {
+		t.Fatalf("second poll: %v %v", reps, err)
+	}
+}
+
+func TestNewVerifierVersionReinspectsEverything(t *testing.T) {
+	dir := sourceDir(t)
+	data := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DataDir: data, OSV: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		submitBytes(t, s, fmt.Sprintf("a%d", i), dpkgStatus(fmt.Sprintf("pkg%d=1.0", i)), nil)
+	}
+	submitBytes(t, s, "rejected-one", dpkgStatus("unrelated=0.1"), nil)
+	s.Close()
+
+	// Same version: nothing re-inspected.
+	s, err = Open(ctx, Config{DataDir: data, OSV: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	s.db.QueryRow(`SELECT COUNT(*) FROM results WHERE kind = 'reinspection'`).Scan(&n)
+	s.Close()
+	if n != 0 {
+		t.Fatalf("%d re-inspections after a plain restart", n)
+	}
+	s, err = Open(ctx, Config{DataDir: data, OSV: []string{dir}, VerifierVersion: "9.9.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.db.QueryRow(`SELECT COUNT(*) FROM results WHERE kind = 'reinspection'`).Scan(&n)
+	if n != 3 {
+		t.Fatalf("%d re-inspections after a verifier change, want the 3 certified artifacts", n)
+	}
+	var vv string
+	s.db.QueryRow(`SELECT verifier_version FROM artifacts WHERE name = 'a0'`).Scan(&vv)
+	if vv != "9.9.9" {
+		t.Errorf("inventory taken by verifier %q, want 9.9.9", vv)
+	}
+}
+
+func TestSourceChangedWhileStoppedIsApplied(t *testing.T) {
+	dir := sourceDir(t)
+	data := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DataDir: data, OSV: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := submitBytes(t, s, "x", dpkgStatus("libfoo=1.0-1"), nil)
+	s.Close()
+	record(t, dir, "TEST-0004", "libfoo", "1.5-1", false)
+	s, err = Open(ctx, Config{DataDir: data, OSV: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Lookup(ctx, x.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.State != StateRevoked {
+		t.Fatalf("state %s after a source change while stopped, want revoked", out.State)
+	}
+}
+
+func TestRevocationListIsResignedBeforeItExpires(t *testing.T) {
+	dir := sourceDir(t)
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	s := newService(t, dir, func(c *Config) { c.Now = clock; c.RevocationTTL = 2 * time.Hour })
+	ctx := context.Background()
+	first, v1, err := s.RevocationList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := attest.VerifyRevocations(s.root, first, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(30 * time.Minute)
+	if err := s.refreshRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, _ := s.RevocationList(ctx); v != v1 {
+		t.Fatalf("re-signed after a quarter of its validity (v%d → v%d)", v1, v)
+	}
+	now = now.Add(31 * time.Minute)
+	if err := s.refreshRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, v2, _ := s.RevocationList(ctx)
+	if v2 != v1+1 {
+		t.Fatalf("version %d after half the validity, want %d", v2, v1+1)
+	}
+	next, err := attest.VerifyRevocations(s.root, second, prev, now)
+	if err != nil {
+		t.Fatalf("the re-signed list does not follow the first: %v", err)
+	}
+	if !next.Expires.After(prev.Expires) {
+		t.Error("the re-signed list does not expire later")
+	}
+	// The old list is stale once it expires; the new one is not.
+	if _, err := attest.VerifyRevocations(s.root, first, nil, prev.Expires.Add(time.Second)); err == nil {
+		t.Error("an expired list verified")
+	}
+}
