@@ -16,14 +16,17 @@
 // A record that cannot be used is skipped and listed by DB.Rejected with
 // its file and reason: JSON the bindings reject, a missing or malformed
 // id, an affected package without name or ecosystem, a range of unknown
-// type, an event that is not exactly one of introduced/fixed/last_affected/
-// limit, a range without an introduced event, a version that does not
+// type, an event that is not exactly one of introduced, fixed,
+// last_affected or limit, a range without an introduced event, a version that does not
 // parse (SEMVER ranges and the Go ecosystem require SemVer 2.0 without a
 // leading "v"), or an ECOSYSTEM range in an ecosystem whose version order
 // is unknown. Anything wrong with the container fails the whole load: a
 // file that is not a zip, an unsafe entry name (absolute, "..", backslash,
-// drive letter, control character), a size or count over Limits, a
-// corrupt entry, two records with the same id, or no usable record at all.
+// leading drive letter, control character; other colons are allowed, as
+// some OSV ids hold one), a size or count over Limits, a corrupt entry
+// (bad CRC, more data than declared), two records with the same id, or no
+// usable record at all. A loaded DB is immutable and safe for concurrent
+// use.
 //
 // # Bounds
 //
@@ -65,7 +68,9 @@
 // semantic package. Record versions are parsed once at load time; a
 // component's version once per Match call.
 //
-// Match gives one finding per matching record, sorted by id. Its Fixed is
+// Match looks the component up by (ecosystem before ':', name), so its cost
+// grows with the records naming that package, not with the database. It
+// gives one finding per matching record, sorted by id. Its Fixed is
 // the lowest fixed event above the component's version among the ranges
 // that matched ("" when none, e.g. only last_affected is known or the
 // match came from versions[]).
@@ -80,17 +85,19 @@
 // dropped, and for stdlib/toolchain "go1.22.3" becomes "1.22.3", "go1.21"
 // "1.21.0" and "go1.21rc2" "1.21.0-rc.2". A Go component version that is
 // then not SemVer (e.g. "(devel)") cannot be compared with ranges; Match
-// then reports only versions[] matches, and Evaluate also returns an error.
+// then reports only versions[] matches, and Evaluate also returns an error
+// so that the caller need not take "no findings" for "not affected". The
+// same holds for a version another ecosystem's parser rejects.
 //
 // # Severity
 //
 // A finding's severity is the highest rating among the parseable CVSS
-// vectors (v2, v3.0, v3.1, v4.0, base score computed with go-cvss) of the
-// affected entry's own severity[] or else the record's severity[], mapped
-// to the CVSS qualitative ratings (9.0 and up CRITICAL, 7.0 HIGH, 4.0
-// MODERATE, else LOW; v2 has no CRITICAL). Without a vector, a severity
-// word ("CRITICAL", "HIGH", "MODERATE"/"MEDIUM", "LOW") from the entry's
-// ecosystem_specific or database_specific, or the record's
-// database_specific, is used; otherwise it is UNKNOWN, as for almost all of
-// the Go database.
+// vectors (v2, v3.0, v3.1, v4.0; base score computed with go-cvss) of the
+// affected entry's own severity[], or else of the record's severity[],
+// mapped to the CVSS qualitative ratings: 9.0 and up CRITICAL, 7.0 HIGH,
+// 4.0 MODERATE, else LOW (v2 has no CRITICAL); an "Ubuntu" priority there
+// is taken as a word. Without one, a severity word ("CRITICAL", "HIGH",
+// "MODERATE" or "MEDIUM", "LOW") from the entry's ecosystem_specific or
+// database_specific, or else the record's database_specific, is used;
+// otherwise the severity is UNKNOWN, as for almost all of the Go database.
 package osvdb

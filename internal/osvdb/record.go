@@ -44,7 +44,8 @@ var semverPattern = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1
 
 var unmarshalOpts = protojson.UnmarshalOptions{DiscardUnknown: true}
 
-// Record is one OSV record of a snapshot.
+// Record is one OSV record of a snapshot. It is shared by the DB and its
+// callers: treat it as read-only.
 type Record struct {
 	// Vuln is the record as parsed with the OSV schema bindings.
 	Vuln *osvschema.Vulnerability

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztota/ztota/internal/vulnfixture"
+)
+
+// ztotaExit runs a ztota command that may fail and returns its output and
+// exit status.
+func ztotaExit(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = baseEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), stderr.String(), 0
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	default:
+		t.Fatalf("ztota %s: %v", strings.Join(args, " "), err)
+		return "", "", -1
+	}
+}
+
+func copyInto(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst+".tmp", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dst+".tmp", dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCertificationServiceRealProcesses runs `ztota certd` as a process
+// and drives it with the CLI only: certify real Go binaries, verify a
+// certificate offline, let the watched source change and upload a newer
+// snapshot, and see the revocations reach the offline check.
+func TestCertificationServiceRealProcesses(t *testing.T) {
+	needBinary(t)
+	osv, err := vulnfixture.FindOSVData()
+	if err != nil {
+		t.Skipf("SKIPPING: real OSV data not available: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	progs, err := vulnfixture.Build(ctx, vulnfixture.DefaultCacheDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := map[string]string{}
+	for _, p := range progs {
+		path[p.Name] = p.Path
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "go-all.zip")
+	copyInto(t, filepath.Join(osv, vulnfixture.Snapshot20250101+".zip"), src)
+	data := filepath.Join(dir, "certd")
+	cd := startProc(t, "certd", baseEnv(), "certd", "--data", data, "--osv", src,
+		"--listen", "127.0.0.1:0", "--watch", "200ms")
+	addr := cd.waitLine(regexp.MustCompile(`certification service listening" addr=(\S+)`), 60*time.Second)[1]
+	api := []string{"--certd", "http://" + addr}
+	write := append([]string{"--token-file", filepath.Join(data, "admin.token")}, api...)
+
+	// Certify two clean programs; a vulnerable one is rejected (exit 3).
+	for _, name := range []string{"control", "recent"} {
+		out, errOut, code := ztotaExit(t, append([]string{"cert", "submit", path[name], "--name", name,
+			"--out", filepath.Join(dir, name+".bundle.json")}, write...)...)
+		if code != 0 || !strings.Contains(out, "state      certified") {
+			t.Fatalf("submit %s: exit %d\n%s%s", name, code, out, errOut)
+		}
+	}
+	out, errOut, code := ztotaExit(t, append([]string{"cert", "submit", path["textold"], "--name", "textold"}, write...)...)
+	if code != 3 || !strings.Contains(out, "GO-2021-0113") || !strings.Contains(errOut, "rejected") {
+		t.Fatalf("submit textold: exit %d, want 3 with GO-2021-0113\n%s%s", code, out, errOut)
+	}
+	// Bad input through the CLI: a clear error, exit 1.
+	if _, errOut, code := ztotaExit(t, append([]string{"cert", "submit", src}, write...)...); code != 1 || !strings.Contains(errOut, "HTTP 422") {
+		t.Fatalf("submitting a zip of JSON: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := ztotaExit(t, append([]string{"cert", "submit", path["control"]}, api...)...); code != 1 || !strings.Contains(errOut, "token") {
+		t.Fatalf("submitting without a token: exit %d: %s", code, errOut)
+	}
+
+	// Offline verification of a fetched bundle against the pinned root.
+	off := filepath.Join(dir, "offline")
+	ztota(t, append([]string{"cert", "fetch", path["recent"], "--out", off}, api...)...)
+	root := filepath.Join(data, "keys", "root.json") // pinned out of band
+	verify := func(name string) (string, string, int) {
+		return ztotaExit(t, "verify", filepath.Join(dir, name+".bundle.json"), "--root", root,
+			"--artifact", path[name], "--revocations", filepath.Join(off, "revocations.json"), "--require-log")
+	}
+	if out, errOut, code := verify("recent"); code != 0 || !strings.Contains(out, "in log") {
+		t.Fatalf("verify recent: exit %d\n%s%s", code, out, errOut)
+	}
+	// The wrong artifact is refused.
+	if _, errOut, code := ztotaExit(t, "verify", filepath.Join(dir, "recent.bundle.json"), "--root", root,
+		"--artifact", path["control"]); code != 1 || !strings.Contains(errOut, "another artifact") {
+		t.Fatalf("verify against the wrong artifact: exit %d: %s", code, errOut)
+	}
+
+	// The watched source moves to 2025-07-01: "recent" is revoked.
+	copyInto(t, filepath.Join(osv, vulnfixture.Snapshot20250701+".zip"), src)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out := ztota(t, append([]string{"cert", "show", path["recent"]}, api...)...)
+		if strings.Contains(out, "state      revoked") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recent not revoked after the source changed:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// An uploaded 2026-08-21 snapshot changes nothing for control.
+	ztota(t, append([]string{"cert", "db", "load", filepath.Join(osv, vulnfixture.Snapshot20260821+".zip")}, write...)...)
+	ztota(t, append([]string{"cert", "fetch", path["recent"], "--out", off}, api...)...)
+	out, errOut, code = verify("recent")
+	if code != 1 || !strings.Contains(errOut, "revoked") || !strings.Contains(errOut, "GO-2025-3487") {
+		t.Fatalf("verify revoked recent: exit %d, want a revocation naming GO-2025-3487\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := verify("control"); code != 0 {
+		t.Fatalf("verify control: exit %d\n%s%s", code, out, errOut)
+	}
+	list := ztota(t, append([]string{"cert", "list", "--state", "revoked"}, api...)...)
+	if !strings.Contains(list, "recent") || strings.Contains(list, "control") {
+		t.Fatalf("revoked list:\n%s", list)
+	}
+	events := ztota(t, append([]string{"cert", "events"}, api...)...)
+	for _, kind := range []string{" certificate ", " rejection ", " reinspection ", " revocation ", " revocation-list "} {
+		if !strings.Contains(events, kind) {
+			t.Errorf("event feed lacks %q:\n%s", kind, events)
+		}
+	}
+	cd.stop(10 * time.Second)
+}
