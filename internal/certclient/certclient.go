@@ -46,7 +46,9 @@ type Error struct {
 	Msg    string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("certification service: %s (HTTP %d)", e.Msg, e.Status) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("certification service: %s (HTTP %d)", e.Msg, e.Status)
+}
 
 // IsNotFound reports whether err is a 404 answer.
 func IsNotFound(err error) bool {

@@ -81,9 +81,9 @@ func TestBadInputGetsAClearErrorAndKeepsEverything(t *testing.T) {
 	auth := "Bearer " + s.Token()
 	type req struct {
 		name, method, path, ctype, auth string
-		body                             []byte
-		parts                            [][2]string
-		want                             int
+		body                            []byte
+		parts                           [][2]string
+		want                            int
 	}
 	cases := []req{
 		{name: "no token", method: "POST", path: "/v1/submissions", parts: [][2]string{{"artifact", "x"}}, want: 401},
