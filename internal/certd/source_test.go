@@ -1,0 +1,68 @@
+package certd
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/ztota/ztota/internal/vulnfixture"
+)
+
+// TestURLSourceIsPolledWithETag: an http source is fetched once, then
+// answered 304 while unchanged, and applied when its content changes.
+func TestURLSourceIsPolledWithETag(t *testing.T) {
+	data := osvData(t)
+	var mu sync.Mutex
+	body := readFile(t, filepath.Join(data, vulnfixture.Snapshot20250101+".zip"))
+	etag := `"v1"`
+	var full, notModified int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("If-None-Match") == etag {
+			notModified++
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full++
+		w.Header().Set("ETag", etag)
+		w.Write(body)
+	}))
+	defer srv.Close()
+	s := newService(t, srv.URL+"/Go/all.zip", nil)
+	first := s.vdb.ID()
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if reps, err := s.Poll(ctx); err != nil || len(reps) != 0 {
+			t.Fatalf("poll of an unchanged URL: %v %v", reps, err)
+		}
+	}
+	mu.Lock()
+	if full != 1 || notModified != 3 {
+		t.Fatalf("%d full fetches and %d 304s, want 1 and 3", full, notModified)
+	}
+	body = readFile(t, filepath.Join(data, vulnfixture.Snapshot20250701+".zip"))
+	etag = `"v2"`
+	mu.Unlock()
+	reps, err := s.Poll(ctx)
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("poll after a change: %v %v", reps, err)
+	}
+	if reps[0].PreviousID != first || reps[0].ID == first || reps[0].Added == 0 {
+		t.Fatalf("update %+v", reps[0])
+	}
+	// A source that starts failing keeps the current snapshot.
+	mu.Lock()
+	body, etag = []byte("not a zip"), `"v3"`
+	mu.Unlock()
+	before := s.vdb.ID()
+	if _, err := s.Poll(ctx); err == nil {
+		t.Fatal("a broken source was accepted")
+	}
+	if s.vdb.ID() != before {
+		t.Fatal("a broken source replaced the snapshot")
+	}
+}
