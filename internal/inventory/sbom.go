@@ -3,9 +3,7 @@ package inventory
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"sort"
 	"strings"
@@ -103,99 +101,130 @@ type sbomInfo struct {
 	bomFormat, spdxVersion string
 }
 
-// scanSBOM walks the JSON tokens of data once, checking that it is one
-// well-formed JSON object and enforcing the bounds of ParseSBOM, and
-// returns the top-level fields that name the format.
+// scanSBOM checks that data is one well-formed JSON object, enforcing the
+// bounds of ParseSBOM, and returns the top-level fields that name the
+// format. The bounds are checked by a byte-level pass that allocates
+// nothing per value (so it also runs first on malformed input);
+// json.Valid then checks the syntax.
 func scanSBOM(data []byte, lim Limits) (sbomInfo, error) {
 	type frame struct {
 		array   bool
-		key     string // for an array, the key that holds it
-		wantKey bool   // for an object, the next string is a key
+		list    bool // an array of SBOM entries
+		wantKey bool // for an object, the next string is a key
 	}
 	var (
 		info       sbomInfo
 		stack      []frame
 		nodes      int
 		components int
-		pendingKey string // key of the value about to be read
+		key        string // the last key read in the current object
 	)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return info, fmt.Errorf("%w: not valid JSON: %v", ErrSBOM, err)
-		}
-		if len(stack) == 0 && nodes > 0 {
-			return info, fmt.Errorf("%w: data after the JSON document", ErrSBOM)
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = &stack[len(stack)-1]
-		}
-		if top != nil && !top.array && top.wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				continue
+	malformed := fmt.Errorf("%w: not valid JSON", ErrSBOM)
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case ' ', '\t', '\r', '\n', ':':
+		case ',':
+			if n := len(stack); n > 0 && !stack[n-1].array {
+				stack[n-1].wantKey = true
 			}
-			pendingKey, _ = tok.(string)
-			top.wantKey = false
-			continue
-		}
-		// tok is a value (or the end of an array).
-		key := pendingKey
-		if top != nil && top.array {
-			key = ""
-		}
-		pendingKey = ""
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				nodes++
-				if nodes > lim.MaxSBOMNodes {
-					return info, &LimitError{Limit: "MaxSBOMNodes", Max: int64(lim.MaxSBOMNodes)}
-				}
-				if len(stack) >= maxSBOMDepth {
-					return info, &LimitError{Limit: "maxSBOMDepth", Max: maxSBOMDepth}
-				}
-				if d == '{' && top != nil && top.array && isComponentList(top.key, len(stack)) {
+		case '{', '[':
+			nodes++
+			if nodes > lim.MaxSBOMNodes {
+				return info, &LimitError{Limit: "MaxSBOMNodes", Max: int64(lim.MaxSBOMNodes)}
+			}
+			if len(stack) >= maxSBOMDepth {
+				return info, &LimitError{Limit: "maxSBOMDepth", Max: maxSBOMDepth}
+			}
+			if len(stack) == 0 && (c != '{' || nodes > 1) {
+				return info, fmt.Errorf("%w: the document is not one JSON object", ErrSBOM)
+			}
+			list := false
+			if n := len(stack); n > 0 {
+				top := stack[n-1]
+				if c == '{' && top.list {
 					components++
 					if components > lim.MaxComponents {
 						return info, &LimitError{Limit: "MaxComponents", Max: int64(lim.MaxComponents)}
 					}
 				}
-				if top == nil && d != '{' {
-					return info, fmt.Errorf("%w: the document is not a JSON object", ErrSBOM)
-				}
-				if top != nil && !top.array {
-					top.wantKey = true
-				}
-				stack = append(stack, frame{array: d == '[', key: key, wantKey: d == '{'})
-			case ']':
-				stack = stack[:len(stack)-1]
+				list = c == '[' && !top.array && isComponentList(key, n+1)
 			}
-			continue
-		}
-		if top == nil {
-			return info, fmt.Errorf("%w: the document is not a JSON object", ErrSBOM)
-		}
-		if !top.array {
-			top.wantKey = true
-			if len(stack) == 1 {
-				s, _ := tok.(string)
-				switch key {
-				case "bomFormat":
-					info.bomFormat = s
-				case "spdxVersion":
-					info.spdxVersion = s
+			stack = append(stack, frame{array: c == '[', list: list, wantKey: c == '{'})
+		case '}', ']':
+			n := len(stack)
+			if n == 0 || stack[n-1].array != (c == ']') {
+				return info, malformed
+			}
+			stack = stack[:n-1]
+		case '"':
+			end, ok := stringEnd(data, i)
+			if !ok {
+				return info, malformed
+			}
+			raw := data[i : end+1]
+			i = end
+			n := len(stack)
+			if n == 0 {
+				return info, fmt.Errorf("%w: the document is not a JSON object", ErrSBOM)
+			}
+			top := &stack[n-1]
+			if !top.array && top.wantKey {
+				top.wantKey = false
+				key = unquote(raw)
+				continue
+			}
+			if n == 1 && (key == "bomFormat" || key == "spdxVersion") {
+				v := unquote(raw)
+				if key == "bomFormat" {
+					info.bomFormat = v
+				} else {
+					info.spdxVersion = v
 				}
+			}
+		default:
+			// A number, true, false or null: skip to its end.
+			for i+1 < len(data) && !strings.ContainsRune(",:{}[]\" \t\r\n", rune(data[i+1])) {
+				i++
+			}
+			if len(stack) == 0 {
+				return info, fmt.Errorf("%w: the document is not a JSON object", ErrSBOM)
 			}
 		}
 	}
+	if !json.Valid(data) {
+		var v struct{}
+		if err := json.Unmarshal(data, &v); err != nil {
+			return info, fmt.Errorf("%w: not valid JSON: %v", ErrSBOM, err)
+		}
+		return info, malformed
+	}
 	return info, nil
+}
+
+// stringEnd returns the index of the quote closing the JSON string that
+// opens at data[start].
+func stringEnd(data []byte, start int) (int, bool) {
+	for i := start + 1; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// unquote decodes a JSON string literal, or returns "" if it is invalid.
+func unquote(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // isComponentList reports whether an array held by key at the given
