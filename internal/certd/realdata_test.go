@@ -19,14 +19,11 @@ import (
 // that govulncheck (binary mode, module scan) does not, with the reason.
 // Nothing else may differ.
 var explained = map[string]map[string]string{
-	"cryptoold": {
-		// The advisory concerns golang.org/x/crypto/acme/autocert on
-		// windows only (ecosystem_specific.imports[].goos); govulncheck
-		// filters by the binary's GOOS even in module mode, the verifier
-		// matches module versions and reports it for every platform.
-		"GO-2024-2961": "windows-only advisory; the verifier does not filter by GOOS",
-	},
+	// Empty: the verifier filters Go advisories by the binary's GOOS and
+	// GOARCH as govulncheck does (GO-2024-2961, x/crypto acme/autocert on
+	// windows only, is not reported for the linux cryptoold binary).
 }
+
 
 // TestFindingsAgreeWithGovulncheck compares, for every fixture program and
 // every snapshot, the advisory ids the verifier finds with those

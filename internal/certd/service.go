@@ -31,7 +31,7 @@ import (
 // that starts with a newer version re-inspects every certified artifact.
 const (
 	VerifierID      = "ztota-verifier"
-	VerifierVersion = "1.0.0"
+	VerifierVersion = "1.1.0"
 )
 
 // Defaults and bounds.

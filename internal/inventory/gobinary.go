@@ -54,6 +54,20 @@ func (c *collector) goBinary(r io.ReaderAt, loc string) error {
 	if err != nil {
 		return fmt.Errorf("%s: not a Go binary or its build info is unreadable: %v", loc, err)
 	}
+	var goos, goarch string
+	for _, st := range bi.Settings {
+		switch st.Key {
+		case "GOOS":
+			goos = st.Value
+		case "GOARCH":
+			goarch = st.Value
+		}
+	}
+	goComponent := func(path, version, loc string) vulnref.Component {
+		x := goComponent(path, version, loc)
+		x.GOOS, x.GOARCH = goos, goarch
+		return x
+	}
 	if v, ok := StdlibVersion(bi.GoVersion); ok {
 		if err := c.add(goComponent(StdlibName, v, loc)); err != nil {
 			return err

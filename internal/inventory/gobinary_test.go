@@ -83,7 +83,13 @@ func TestGoBinary(t *testing.T) {
 			if inv.Kind != KindGoBinary {
 				t.Errorf("Kind = %q, want %q", inv.Kind, KindGoBinary)
 			}
-			if want := wantBinaryComponents(t, LocationArtifact); !reflect.DeepEqual(inv.Components, want) {
+			want := wantBinaryComponents(t, LocationArtifact)
+			if target[0] != "" {
+				for i := range want {
+					want[i].GOOS, want[i].GOARCH = target[0], target[1]
+				}
+			}
+			if !reflect.DeepEqual(inv.Components, want) {
 				t.Errorf("components:\n got %+v\nwant %+v", inv.Components, want)
 			}
 			if !hasNote(inv.Notes, `"example.com/localdep" is replaced by local directory "./localdep"`, `"v1.2.3"`) {

@@ -146,10 +146,10 @@ func wantStdlib(t testing.TB) string {
 func wantBinaryComponents(t testing.TB, loc string) []vulnref.Component {
 	std := wantStdlib(t)
 	return []vulnref.Component{
-		{Ecosystem: "Go", Name: "example.com/localdep", Version: "1.2.3", PURL: "pkg:golang/example.com/localdep@v1.2.3", Location: loc},
-		{Ecosystem: "Go", Name: "golang.org/x/sync", Version: "0.24.0", PURL: "pkg:golang/golang.org/x/sync@v0.24.0", Location: loc},
-		{Ecosystem: "Go", Name: "golang.org/x/text", Version: "0.3.5", PURL: "pkg:golang/golang.org/x/text@v0.3.5", Location: loc},
-		{Ecosystem: "Go", Name: "stdlib", Version: std, PURL: "pkg:golang/stdlib@v" + std, Location: loc},
+		{Ecosystem: "Go", Name: "example.com/localdep", Version: "1.2.3", PURL: "pkg:golang/example.com/localdep@v1.2.3", Location: loc, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH},
+		{Ecosystem: "Go", Name: "golang.org/x/sync", Version: "0.24.0", PURL: "pkg:golang/golang.org/x/sync@v0.24.0", Location: loc, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH},
+		{Ecosystem: "Go", Name: "golang.org/x/text", Version: "0.3.5", PURL: "pkg:golang/golang.org/x/text@v0.3.5", Location: loc, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH},
+		{Ecosystem: "Go", Name: "stdlib", Version: std, PURL: "pkg:golang/stdlib@v" + std, Location: loc, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH},
 	}
 }
 

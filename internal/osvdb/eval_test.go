@@ -415,3 +415,24 @@ func oracle(recs []*Record, k vulnref.Key, v string) map[string]string {
 	}
 	return out
 }
+
+// TestPlatformRestrictedGoAdvisories: a Go advisory whose imports are all
+// limited to other platforms does not match a binary built for this one,
+// as govulncheck decides; an unknown platform still matches.
+func TestPlatformRestrictedGoAdvisories(t *testing.T) {
+	raw := `{"id":"GO-TEST-1","modified":"2025-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Go","name":"example.com/m"},
+		"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.2.0"}]}],
+		"ecosystem_specific":{"imports":[{"path":"example.com/m/win","goos":["windows"]},{"path":"example.com/m/arm","goarch":["arm64"],"goos":["linux"]}]}}]}`
+	db := dbOf(t, raw)
+	for _, c := range []struct {
+		goos, goarch string
+		want         bool
+	}{
+		{"", "", true}, {"windows", "amd64", true}, {"linux", "amd64", false}, {"linux", "arm64", true}, {"darwin", "arm64", false},
+	} {
+		got := len(db.Match(vulnref.Component{Ecosystem: "Go", Name: "example.com/m", Version: "1.0.0", GOOS: c.goos, GOARCH: c.goarch})) == 1
+		if got != c.want {
+			t.Errorf("%s/%s: matched %v, want %v", c.goos, c.goarch, got, c.want)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func (db *DB) Evaluate(c vulnref.Component) ([]vulnref.Finding, error) {
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
-		if !hit {
+		if !hit || !e.matchesPlatform(c.GOOS, c.GOARCH) {
 			continue
 		}
 		// Buckets hold records in id order, each record's entries together,

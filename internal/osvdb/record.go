@@ -12,6 +12,7 @@ import (
 	"github.com/google/osv-scalibr/semantic"
 	"github.com/ossf/osv-schema/bindings/go/osvschema"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/ztota/ztota/internal/vulnref"
 )
@@ -78,6 +79,64 @@ type affected struct {
 	ranges    []vrange
 	severity  string
 	score     float64
+	// platforms are the GOOS/GOARCH lists of a Go entry's
+	// ecosystem_specific.imports; nil when it names no imports.
+	platforms []platform
+}
+
+// platform is one import's platform restriction; an empty list means any.
+type platform struct{ goos, goarch []string }
+
+// matchesPlatform reports whether a component built for goos/goarch can be
+// affected by e, with govulncheck's rule: an unknown platform or an entry
+// without imports matches; otherwise one import must allow both.
+func (e *affected) matchesPlatform(goos, goarch string) bool {
+	if len(e.platforms) == 0 {
+		return true
+	}
+	for _, p := range e.platforms {
+		if platformHas(p.goos, goos) && platformHas(p.goarch, goarch) {
+			return true
+		}
+	}
+	return false
+}
+
+func platformHas(list []string, v string) bool {
+	if v == "" || len(list) == 0 {
+		return true
+	}
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// goPlatforms reads ecosystem_specific.imports[].goos/goarch of a Go entry.
+func goPlatforms(a *osvschema.Affected) []platform {
+	es := a.GetEcosystemSpecific()
+	if es == nil {
+		return nil
+	}
+	imports := es.GetFields()["imports"].GetListValue().GetValues()
+	var out []platform
+	for _, imp := range imports {
+		f := imp.GetStructValue().GetFields()
+		out = append(out, platform{goos: stringList(f["goos"]), goarch: stringList(f["goarch"])})
+	}
+	return out
+}
+
+func stringList(v *structpb.Value) []string {
+	var out []string
+	for _, x := range v.GetListValue().GetValues() {
+		if s := x.GetStringValue(); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // scheme says how a range's versions are ordered.
@@ -161,6 +220,9 @@ func compileAffected(rec *Record, a *osvschema.Affected) (*affected, error) {
 		release:   release,
 	}
 	e.severity, e.score = affectedSeverity(rec, a)
+	if base == "Go" {
+		e.platforms = goPlatforms(a)
+	}
 	if vs := a.GetVersions(); len(vs) > 0 {
 		e.versions = make(map[string]struct{}, len(vs))
 		for _, s := range vs {

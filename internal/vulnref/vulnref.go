@@ -20,6 +20,12 @@ type Component struct {
 	// Location says where in the artifact the component was found (a path
 	// inside a bundle, "dpkg:var/lib/dpkg/status", "sbom", ...).
 	Location string `json:"location,omitempty"`
+	// GOOS and GOARCH are the target platform of the Go binary the
+	// component was linked into, when known. Go advisories whose affected
+	// packages are all limited to other platforms do not match it (as
+	// govulncheck decides).
+	GOOS   string `json:"goos,omitempty"`
+	GOARCH string `json:"goarch,omitempty"`
 }
 
 // Key is a component's identity without its version.
