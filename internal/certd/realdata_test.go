@@ -24,7 +24,6 @@ var explained = map[string]map[string]string{
 	// windows only, is not reported for the linux cryptoold binary).
 }
 
-
 // TestFindingsAgreeWithGovulncheck compares, for every fixture program and
 // every snapshot, the advisory ids the verifier finds with those
 // govulncheck v1.9.0 reported (vulnfixture.Expected, which vulnfixture's
