@@ -477,7 +477,10 @@ func (s *Service) handlePoll(w http.ResponseWriter, r *http.Request) {
 
 // Serve runs the HTTP API on addr and the background loops until ctx ends.
 func (s *Service) Serve(ctx context.Context, addr string, ready func(addr string)) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// A whole request (an artifact of up to MaxSubmission bytes) must
+		// arrive within this; responses (long polls) are bounded separately.
+		ReadTimeout: 15 * time.Minute}
 	ln, err := listen(addr)
 	if err != nil {
 		return err

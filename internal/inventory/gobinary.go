@@ -3,6 +3,7 @@ package inventory
 import (
 	"bytes"
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -46,13 +47,17 @@ func isExecutable(b []byte) bool {
 // execMagicLen is how many bytes isExecutable needs to decide.
 const execMagicLen = 4
 
+// errNoBuildInfo is returned by goBinary for an executable without
+// readable Go build information.
+var errNoBuildInfo = errors.New("the executable has no readable Go build info (not a Go binary, or a damaged or packed one)")
+
 // goBinary adds the components of the Go executable in r, found at loc.
-// It returns an error if r is not a Go executable with readable build
-// information.
+// It returns an error wrapping errNoBuildInfo if r is not a Go executable
+// with readable build information, or a LimitError.
 func (c *collector) goBinary(r io.ReaderAt, loc string) error {
 	bi, err := readBuildInfo(r)
 	if err != nil {
-		return fmt.Errorf("%s: not a Go binary or its build info is unreadable: %v", loc, err)
+		return fmt.Errorf("%w: %v", errNoBuildInfo, err)
 	}
 	var goos, goarch string
 	for _, st := range bi.Settings {

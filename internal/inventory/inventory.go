@@ -3,6 +3,7 @@ package inventory
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -96,7 +97,7 @@ func FromReader(r io.ReaderAt, size int64, lim Limits) (*Inventory, error) {
 		err = c.walkTar(io.NewSectionReader(r, 0, size), nil)
 	case formatExecutable:
 		kind = KindGoBinary
-		if err = c.goBinary(io.NewSectionReader(r, 0, size), LocationArtifact); err != nil {
+		if err = c.goBinary(io.NewSectionReader(r, 0, size), LocationArtifact); errors.Is(err, errNoBuildInfo) {
 			err = fmt.Errorf("%w: %v", ErrUnrecognized, err)
 		}
 	case formatDpkg:
@@ -228,10 +229,13 @@ func compareComponents(a, b vulnref.Component) int {
 }
 
 // quote renders a name from an artifact for a note, bounded in length.
-func quote(s string) string {
+func quote(s string) string { return fmt.Sprintf("%q", shorten(s)) }
+
+// shorten bounds the length of a name from an artifact.
+func shorten(s string) string {
 	const max = 200
 	if len(s) > max {
-		s = s[:max] + "..."
+		return s[:max] + "..."
 	}
-	return fmt.Sprintf("%q", s)
+	return s
 }

@@ -230,6 +230,7 @@ func TestParseSBOMHostile(t *testing.T) {
 	}{
 		{"a million CycloneDX components", many(`{"bomFormat":"CycloneDX","specVersion":"1.5","components":[`, `{"type":"library","name":"x","purl":"pkg:golang/x@v1.0.0"}`, "]}", 1_000_000), Limits{}, ErrLimit, "MaxComponents"},
 		{"a million SPDX packages", many(`{"spdxVersion":"SPDX-2.3","packages":[`, `{"name":"x","SPDXID":"SPDXRef-x"}`, "]}", 1_000_000), Limits{}, ErrLimit, "MaxComponents"},
+		{"escaped key hiding components", many(`{"bomFormat":"CycloneDX","specVersion":"1.5","compon\u0065nts":[`, `{"name":"x"}`, "]}", 2000), Limits{MaxComponents: 1000}, ErrLimit, "MaxComponents"},
 		{"many nodes elsewhere", many(`{"bomFormat":"CycloneDX","specVersion":"1.5","vulnerabilities":[`, `{}`, "]}", 5000), Limits{MaxSBOMNodes: 1000}, ErrLimit, "MaxSBOMNodes"},
 		{"deep nesting", deep, Limits{}, ErrLimit, "maxSBOMDepth"},
 		{"too large", make([]byte, 2048), Limits{MaxSBOMBytes: 1024}, ErrLimit, "MaxSBOMBytes"},
@@ -282,7 +283,9 @@ func TestParseSBOMTolerated(t *testing.T) {
 	if !errors.Is(err, ErrSBOM) {
 		t.Errorf("err = %v, want ErrSBOM", err)
 	}
+	// Brackets and escaped quotes inside strings are not structure.
 	doc = strings.Replace(doc, "1e999", "1", 1)
+	doc = strings.Replace(doc, `"name":"a"`, `"name":"[{\"[{\\","serialNumber":"urn:uuid:]}]}"`, 1)
 	s, err := ParseSBOM([]byte(doc), Limits{})
 	if err != nil {
 		t.Fatal(err)

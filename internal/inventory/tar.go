@@ -120,7 +120,7 @@ func (w *tarWalker) run() error {
 			continue
 		}
 		if hdr.Size > lim.MaxTotalBytes-w.declared {
-			return &LimitError{Limit: "MaxTotalBytes", Max: lim.MaxTotalBytes, Name: hdr.Name}
+			return &LimitError{Limit: "MaxTotalBytes", Max: lim.MaxTotalBytes, Name: shorten(hdr.Name)}
 		}
 		w.declared += hdr.Size
 		name, problem := cleanEntryName(hdr.Name)
@@ -170,8 +170,7 @@ func (w *tarWalker) file(hdr *tar.Header, name string) error {
 		return err
 	}
 	if err := w.c.goBinary(bytes.NewReader(data), name); err != nil {
-		var le *LimitError
-		if errors.As(err, &le) {
+		if !errors.Is(err, errNoBuildInfo) {
 			return err
 		}
 		w.nonGo = append(w.nonGo, name)
