@@ -19,7 +19,9 @@
 //     the replacement's path and version, because that is the code in the
 //     binary (vulnerability scanners do the same). A module replaced by a
 //     local directory has no version of its own; it is listed at the
-//     version the build required, with a note. The location of a
+//     version the build required, with a note. Every Go component carries
+//     the binary's GOOS and GOARCH from its build settings, so advisories
+//     limited to other platforms can be set aside. The location of a
 //     standalone binary's components is [LocationArtifact].
 //   - A tar archive, plain or gzip-compressed: entries are walked in
 //     order and nothing is written to disk. A regular file is read into

@@ -54,6 +54,12 @@ func looksLikeDpkgStatus(b []byte) bool {
 // package databases under var/lib/dpkg/status.d/), a stanza without a
 // Status field counts as installed. Malformed stanzas are skipped and
 // counted in a note.
+//
+// This small parser is used rather than osv-scalibr's dpkg extractor,
+// which needs a scan root and file system, logs through a global logger,
+// fails a whole database on one malformed Status field, and lists only
+// "installed" packages; the tests check that both list the same packages
+// for a real-world database.
 func (c *collector) dpkgStatus(data []byte, loc string, requireStatus bool) error {
 	var (
 		st        dpkgStanza

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
+
+	"github.com/ztota/ztota/internal/vulnref"
 )
 
 func TestStdlibVersion(t *testing.T) {
@@ -99,6 +103,30 @@ func TestGoBinary(t *testing.T) {
 				t.Errorf("no note about the devel main module in %q", inv.Notes)
 			}
 		})
+	}
+}
+
+// TestGoBinaryMainModuleVersion builds a program from a tagged Git
+// repository, so its main module carries a release version, which is
+// listed.
+func TestGoBinaryMainModuleVersion(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("SKIPPING: git not found; it is needed to stamp a main module version")
+	}
+	inv, err := FromFile(buildProgram(t, taggedModule, "v1.4.0", "", ""), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	std := wantStdlib(t)
+	want := []vulnref.Component{
+		{Ecosystem: "Go", Name: "example.com/tagged", Version: "1.4.0", PURL: "pkg:golang/example.com/tagged@v1.4.0", Location: ".", GOOS: runtime.GOOS, GOARCH: runtime.GOARCH},
+		{Ecosystem: "Go", Name: "stdlib", Version: std, PURL: "pkg:golang/stdlib@v" + std, Location: ".", GOOS: runtime.GOOS, GOARCH: runtime.GOARCH},
+	}
+	if !reflect.DeepEqual(inv.Components, want) {
+		t.Errorf("components:\n got %+v\nwant %+v", inv.Components, want)
+	}
+	if len(inv.Notes) != 0 {
+		t.Errorf("notes: %q", inv.Notes)
 	}
 }
 

@@ -61,16 +61,31 @@ func main() {
 	"localdep/localdep.go": "// Package localdep is a local dependency.\npackage localdep\n\n// Name names it.\nconst Name = \"local\"\n",
 }
 
+// taggedModule is a program with no dependencies, committed to a Git
+// repository tagged v1.4.0, so Go stamps its main module version.
+var taggedModule = map[string]string{
+	"go.mod":  "module example.com/tagged\n\ngo 1.22\n",
+	"main.go": "package main\n\nfunc main() { println(\"tagged\") }\n",
+}
+
 var (
 	buildMu    sync.Mutex
 	buildCache = map[string]string{}
 )
 
 // testBinary builds the test program for goos/goarch ("" for the host)
-// and returns the path of the executable. Builds are cached under
-// os.TempDir(), keyed by a hash of the source, the Go version and the
-// target, so reruns are fast.
+// and returns the path of the executable.
 func testBinary(t testing.TB, goos, goarch string) string {
+	return buildProgram(t, testModule, "", goos, goarch)
+}
+
+// buildProgram builds the program whose files are given, for goos/goarch
+// ("" for the host), and returns the path of the executable. If tag is
+// set, the source is committed to a new Git repository with that tag and
+// built with VCS stamping. Builds are cached under os.TempDir(), keyed by
+// a hash of the source, the tag, the Go version and the target, so reruns
+// are fast.
+func buildProgram(t testing.TB, files map[string]string, tag, goos, goarch string) string {
 	t.Helper()
 	if goos == "" {
 		goos, goarch = runtime.GOOS, runtime.GOARCH
@@ -78,15 +93,15 @@ func testBinary(t testing.TB, goos, goarch string) string {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	h := sha256.New()
-	names := make([]string, 0, len(testModule))
-	for n := range testModule {
+	names := make([]string, 0, len(files))
+	for n := range files {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		h.Write([]byte(n + "\x00" + testModule[n] + "\x00"))
+		h.Write([]byte(n + "\x00" + files[n] + "\x00"))
 	}
-	h.Write([]byte(runtime.Version() + "\x00" + goos + "\x00" + goarch))
+	h.Write([]byte(tag + "\x00" + runtime.Version() + "\x00" + goos + "\x00" + goarch))
 	key := hex.EncodeToString(h.Sum(nil))[:24]
 	if p, ok := buildCache[key]; ok {
 		return p
@@ -105,7 +120,7 @@ func testBinary(t testing.TB, goos, goarch string) string {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(src)
-	for n, body := range testModule {
+	for n, body := range files {
 		p := filepath.Join(src, filepath.FromSlash(n))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -114,15 +129,29 @@ func testBinary(t testing.TB, goos, goarch string) string {
 			t.Fatal(err)
 		}
 	}
-	tmp := filepath.Join(src, "app.out")
+	buildvcs := "false"
+	if tag != "" {
+		gitEnv := append(os.Environ(), "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_CONFIG_NOSYSTEM=1",
+			"GIT_AUTHOR_NAME=ztota-test", "GIT_AUTHOR_EMAIL=test@example.org",
+			"GIT_COMMITTER_NAME=ztota-test", "GIT_COMMITTER_EMAIL=test@example.org")
+		for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"commit", "-q", "-m", "test program"}, {"tag", tag}} {
+			cmd := exec.Command("git", args...)
+			cmd.Dir, cmd.Env = src, gitEnv
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v\n%s", args, err, out)
+			}
+		}
+		buildvcs = "true"
+	}
+	tmp := filepath.Join(cacheDir, filepath.Base(src)+".out")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", tmp, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(),
-		"GOFLAGS=-mod=mod -buildvcs=false", "GOWORK=off", "CGO_ENABLED=0", "GOTOOLCHAIN=local",
+		"GOFLAGS=-mod=mod -buildvcs="+buildvcs, "GOWORK=off", "CGO_ENABLED=0", "GOTOOLCHAIN=local",
 		"GOOS="+goos, "GOARCH="+goarch)
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the test Go program for %s/%s (needs the Go module proxy for golang.org/x/text v0.3.5): %v\n%s", goos, goarch, err, out)
+		t.Fatalf("building a test Go program for %s/%s (the main one needs the Go module proxy for golang.org/x/text v0.3.5): %v\n%s", goos, goarch, err, out)
 	}
 	t.Logf("built test program for %s/%s in %v", goos, goarch, time.Since(start).Round(time.Millisecond))
 	if err := os.Rename(tmp, bin); err != nil {

@@ -103,9 +103,9 @@ type sbomInfo struct {
 
 // scanSBOM checks that data is one well-formed JSON object, enforcing the
 // bounds of ParseSBOM, and returns the top-level fields that name the
-// format. The bounds are checked by a byte-level pass that allocates
-// nothing per value (so it also runs first on malformed input);
-// json.Valid then checks the syntax.
+// format. The bounds are checked by a byte-level pass that allocates only
+// object keys, and runs before anything else reads the input, malformed
+// or not; json.Valid then checks the syntax.
 func scanSBOM(data []byte, lim Limits) (sbomInfo, error) {
 	type frame struct {
 		array   bool

@@ -90,7 +90,8 @@ type tarWalker struct {
 	declared int64 // bytes declared by regular files
 	links    int
 	special  int
-	nonGo    []string // executables without Go build info
+	nonGo    int      // executables without Go build info
+	nonGoAt  []string // the first maxListedSkipped of them
 	found    bool     // a Go binary or dpkg database was read
 }
 
@@ -143,7 +144,7 @@ func (w *tarWalker) file(hdr *tar.Header, name string) error {
 		return nil
 	case name == dpkgStatusPath || isDpkgStatusD(name):
 		if hdr.Size > lim.MaxEntryBytes {
-			return &LimitError{Limit: "MaxEntryBytes", Max: lim.MaxEntryBytes, Name: name}
+			return &LimitError{Limit: "MaxEntryBytes", Max: lim.MaxEntryBytes, Name: shorten(name)}
 		}
 		data, err := w.read(nil, hdr.Size, name)
 		if err != nil {
@@ -163,7 +164,7 @@ func (w *tarWalker) file(hdr *tar.Header, name string) error {
 		return nil // the tar reader skips the rest
 	}
 	if hdr.Size > lim.MaxEntryBytes {
-		return &LimitError{Limit: "MaxEntryBytes", Max: lim.MaxEntryBytes, Name: name}
+		return &LimitError{Limit: "MaxEntryBytes", Max: lim.MaxEntryBytes, Name: shorten(name)}
 	}
 	data, err := w.read(head, hdr.Size-execMagicLen, name)
 	if err != nil {
@@ -173,7 +174,10 @@ func (w *tarWalker) file(hdr *tar.Header, name string) error {
 		if !errors.Is(err, errNoBuildInfo) {
 			return err
 		}
-		w.nonGo = append(w.nonGo, name)
+		w.nonGo++
+		if len(w.nonGoAt) < maxListedSkipped {
+			w.nonGoAt = append(w.nonGoAt, shorten(name))
+		}
 		return nil
 	}
 	w.found = true
@@ -195,13 +199,12 @@ func (w *tarWalker) read(prefix []byte, n int64, name string) ([]byte, error) {
 
 // summarize adds aggregated notes about what the walk skipped.
 func (w *tarWalker) summarize() {
-	if n := len(w.nonGo); n > 0 {
-		listed := w.nonGo[:min(n, maxListedSkipped)]
+	if n := w.nonGo; n > 0 {
 		more := ""
-		if n > len(listed) {
-			more = fmt.Sprintf(" and %d more", n-len(listed))
+		if n > len(w.nonGoAt) {
+			more = fmt.Sprintf(" and %d more", n-len(w.nonGoAt))
 		}
-		w.c.note("%d executables without Go build info not inventoried: %s%s", n, strings.Join(listed, ", "), more)
+		w.c.note("%d executables without Go build info not inventoried: %s%s", n, strings.Join(w.nonGoAt, ", "), more)
 	}
 	if w.links > 0 {
 		w.c.note("%d symlinks and hard links not followed (the files they name are inventoried where they are regular entries)", w.links)

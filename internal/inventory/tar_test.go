@@ -230,3 +230,18 @@ func corruptCRC(b []byte) []byte {
 	b[len(b)-8] ^= 1
 	return b
 }
+
+func TestTarNonGoExecutablesAggregated(t *testing.T) {
+	var es []entry
+	for i := range 8 {
+		es = append(es, entry{name: "usr/lib/lib" + string(rune('a'+i)) + ".so", body: append([]byte("\x7fELF\x02\x01\x01\x00"), make([]byte, 64)...)})
+	}
+	inv, err := inventoryOf(makeTar(t, true, es...), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "8 executables without Go build info not inventoried: usr/lib/liba.so, usr/lib/libb.so, usr/lib/libc.so, usr/lib/libd.so, usr/lib/libe.so and 3 more"
+	if !slices.Contains(inv.Notes, want) {
+		t.Errorf("notes %q lack %q", inv.Notes, want)
+	}
+}
