@@ -166,9 +166,11 @@ func putArtifact(ctx context.Context, tx *sql.Tx, a *artifactRow) error {
 		return err
 	}
 	for _, c := range a.Components {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO components (artifact, eco_base, name) VALUES (?,?,?)`,
-			a.SHA256, ecoBase(c.Ecosystem), c.Name); err != nil {
-			return fmt.Errorf("indexing components: %w", err)
+		for _, k := range matchKeys(c) {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO components (artifact, eco_base, name) VALUES (?,?,?)`,
+				a.SHA256, ecoBase(k.Ecosystem), k.Name); err != nil {
+				return fmt.Errorf("indexing components: %w", err)
+			}
 		}
 	}
 	return nil

@@ -256,3 +256,22 @@ func TestRevocationListIsResignedBeforeItExpires(t *testing.T) {
 		t.Error("an expired list verified")
 	}
 }
+
+// TestDebianBinaryPackagesMatchTheirSourcePackage: OSV's Debian records
+// name source packages; libssl3 (source openssl) is found by one for
+// openssl, and the change of that record re-inspects the artifact.
+func TestDebianBinaryPackagesMatchTheirSourcePackage(t *testing.T) {
+	dir := sourceDir(t)
+	s := newService(t, dir, nil)
+	status := []byte("Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nSource: openssl\nVersion: 3.0.11-1~deb12u2\n\n")
+	x := submitBytes(t, s, "x", status, nil)
+	if x.State != StateCertified {
+		t.Fatalf("state %s", x.State)
+	}
+	record(t, dir, "TEST-0006", "openssl", "3.0.13-1~deb12u1", false)
+	reps, err := s.Poll(context.Background())
+	if err != nil || len(reps) != 1 || !slices.Equal(reps[0].Revoked, []string{x.Artifact}) {
+		t.Fatalf("poll: %+v %v; want x revoked through its source package", reps, err)
+	}
+	checkRevocation(t, s, x.Artifact, x.Result.Digest, []string{"TEST-0006"})
+}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/package-url/packageurl-go"
+
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/osvdb"
@@ -59,9 +61,13 @@ func (v *vulnDB) Source() string {
 // Match returns the findings of every source, sorted by advisory id and
 // package.
 func (v *vulnDB) Match(cs []vulnref.Component) []vulnref.Finding {
+	var keys []vulnref.Component
+	for _, c := range cs {
+		keys = append(keys, matchKeys(c)...)
+	}
 	var out []vulnref.Finding
 	for _, s := range v.sources {
-		out = append(out, s.db.MatchAll(cs)...)
+		out = append(out, s.db.MatchAll(keys)...)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].ID != out[j].ID {
@@ -70,6 +76,35 @@ func (v *vulnDB) Match(cs []vulnref.Component) []vulnref.Finding {
 		return out[i].Package < out[j].Package
 	})
 	return out
+}
+
+// matchKeys returns the identities a component is matched under: itself
+// and, for a Debian binary package built from a source package of another
+// name or version (its PURL's "upstream" qualifier), that source package,
+// since OSV's Debian records name source packages.
+func matchKeys(c vulnref.Component) []vulnref.Component {
+	out := []vulnref.Component{c}
+	if ecoBase(c.Ecosystem) != "Debian" || c.PURL == "" {
+		return out
+	}
+	p, err := packageurl.FromString(c.PURL)
+	if err != nil {
+		return out
+	}
+	up := p.Qualifiers.Map()["upstream"]
+	if up == "" {
+		return out
+	}
+	name, version, ok := strings.Cut(up, "@")
+	if !ok {
+		version = c.Version
+	}
+	if name == "" || (name == c.Name && version == c.Version) {
+		return out
+	}
+	src := c
+	src.Name, src.Version = name, version
+	return append(out, src)
 }
 
 func isURL(spec string) bool {
