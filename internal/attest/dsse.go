@@ -65,17 +65,8 @@ func NewVerifier(keyID string, pub crypto.PublicKey) (dsse.Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch p := pub.(type) {
-	case ed25519.PublicKey:
-		if len(p) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("ed25519 key of %d bytes", len(p))
-		}
-	case *ecdsa.PublicKey:
-		if p.Curve != elliptic.P256() {
-			return nil, errors.New("ECDSA key not on P-256")
-		}
-	default:
-		return nil, fmt.Errorf("unsupported public key type %T", pub)
+	if err := keys.CheckPublic(pub); err != nil {
+		return nil, err
 	}
 	id, err := tk.ID()
 	if err != nil {

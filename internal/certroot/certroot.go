@@ -3,9 +3,7 @@ package certroot
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"slices"
@@ -180,17 +178,8 @@ func canonicalKey(id string, k *metadata.Key) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch p := pub.(type) {
-	case ed25519.PublicKey:
-		if len(p) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("ed25519 key of %d bytes", len(p))
-		}
-	case *ecdsa.PublicKey:
-		if p.Curve != elliptic.P256() {
-			return nil, errors.New("ECDSA key not on P-256")
-		}
-	default:
-		return nil, fmt.Errorf("unsupported key %T", pub)
+	if err := keys.CheckPublic(pub); err != nil {
+		return nil, err
 	}
 	canon, err := metadata.KeyFromPublicKey(pub)
 	if err != nil {

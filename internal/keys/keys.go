@@ -207,3 +207,21 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// CheckPublic accepts only the public keys ztota signs with: ed25519 of
+// the right size and ECDSA on P-256.
+func CheckPublic(pub crypto.PublicKey) error {
+	switch p := pub.(type) {
+	case ed25519.PublicKey:
+		if len(p) != ed25519.PublicKeySize {
+			return fmt.Errorf("ed25519 key of %d bytes", len(p))
+		}
+	case *ecdsa.PublicKey:
+		if p.Curve != elliptic.P256() {
+			return errors.New("ECDSA key not on P-256")
+		}
+	default:
+		return fmt.Errorf("unsupported public key type %T", pub)
+	}
+	return nil
+}
