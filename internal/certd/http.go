@@ -71,6 +71,8 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		code = ae.code
+	case errors.As(err, &ie) && ie.TooLarge:
+		code = http.StatusRequestEntityTooLarge
 	case errors.As(err, &ie):
 		code = http.StatusUnprocessableEntity
 	case errors.Is(err, errNotFound):
@@ -112,7 +114,7 @@ func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusUnsupportedMediaType, "send multipart/form-data with parts name, artifact and optionally sbom"))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, MaxSubmission+MaxSBOM+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxSubmission+MaxSBOM+1<<20)
 	mr := multipart.NewReader(r.Body, params["boundary"])
 	var name string
 	var sbom []byte

@@ -10,6 +10,8 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,5 +284,56 @@ func TestEventFeedLongPollsAndWebhooksDeliverSignedEventsAtLeastOnce(t *testing.
 		if !seen[e.Seq] {
 			t.Errorf("event %d (%s) never delivered; got %v", e.Seq, e.Kind, got)
 		}
+	}
+}
+
+// TestOversizedAndBombSubmissionsAreRefused: an artifact over the size
+// bound and a gzip bomb are refused with a clear error; nothing is kept.
+func TestOversizedAndBombSubmissionsAreRefused(t *testing.T) {
+	s := newService(t, sourceDir(t), func(c *Config) { c.MaxSubmission = 64 << 10 })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	good := submitBytes(t, s, "good", dpkgStatus("libgood=1.0"), nil)
+	before := stateCounts(t, s)
+	bomb := tarGz(t, map[string][]byte{"zeros": make([]byte, 200<<20)}) // ~200 KiB compressed: over the bound too
+	small := tarGz(t, map[string][]byte{"bin/zeros": append([]byte{0x7f, 'E', 'L', 'F'}, make([]byte, 40<<20)...)})
+	for _, c := range []struct {
+		name string
+		body []byte
+		want int
+	}{
+		{"over the size bound", bytes.Repeat([]byte("x"), 65<<10), 413},
+		{"gzip bomb over the bound", bomb, 413},
+		{"compression-ratio bomb under the bound", small, 422},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctype, body := multipartBody(t, [][2]string{{"name", "big"}, {"artifact", string(c.body)}})
+			r, _ := http.NewRequest("POST", srv.URL+"/v1/submissions", body)
+			r.Header.Set("Content-Type", ctype)
+			r.Header.Set("Authorization", "Bearer "+s.Token())
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.want || !strings.Contains(string(b), "error") {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.want, b)
+			}
+			if strings.Contains(string(b), s.cfg.DataDir) {
+				t.Errorf("the error reveals the service's paths: %s", b)
+			}
+			t.Logf("%d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		})
+	}
+	if after := stateCounts(t, s); after != before {
+		t.Fatalf("refused submissions changed the state: %+v → %+v", before, after)
+	}
+	if out, err := s.Lookup(context.Background(), good.Artifact); err != nil || out.State != StateCertified {
+		t.Fatalf("earlier certificate lost: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(s.cfg.DataDir, "tmp"))
+	if len(entries) != 0 {
+		t.Errorf("temporary files left behind: %d", len(entries))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ const (
 const (
 	DefaultRevocationTTL = 24 * time.Hour
 	DefaultWatchInterval = 10 * time.Second
-	MaxSubmission        = 512 << 20 // artifact bytes accepted over the API
+	MaxSubmission        = 512 << 20 // default bound on an artifact's bytes
 	MaxSBOM              = 16 << 20
 	MaxNameLen           = 200
 )
@@ -63,6 +64,9 @@ type Config struct {
 	// VerifierVersion overrides the verifier version (tests of the
 	// "new verifier re-inspects everything" rule).
 	VerifierVersion string
+	// MaxSubmission bounds a submitted artifact's size (default
+	// MaxSubmission).
+	MaxSubmission int64
 	// Limits bound what the verifier reads from artifacts and SBOMs.
 	Limits inventory.Limits
 	// Now is the clock; nil means time.Now.
@@ -113,6 +117,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.VerifierVersion == "" {
 		cfg.VerifierVersion = VerifierVersion
+	}
+	if cfg.MaxSubmission <= 0 {
+		cfg.MaxSubmission = MaxSubmission
 	}
 	if cfg.Limits == (inventory.Limits{}) {
 		cfg.Limits = inventory.DefaultLimits()
@@ -256,7 +263,11 @@ type Outcome struct {
 }
 
 // InputError is bad input from a submitter: a clear message, nothing stored.
-type InputError struct{ Err error }
+type InputError struct {
+	Err error
+	// TooLarge marks input over a size bound (HTTP 413).
+	TooLarge bool
+}
 
 func (e *InputError) Error() string { return e.Err.Error() }
 func (e *InputError) Unwrap() error { return e.Err }
@@ -283,12 +294,12 @@ func (s *Service) Submit(ctx context.Context, name string, artifact io.Reader, s
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(artifact, MaxSubmission+1))
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(artifact, s.cfg.MaxSubmission+1))
 	if err != nil {
 		return nil, inputErrorf("reading the artifact: %v", err)
 	}
-	if n > MaxSubmission {
-		return nil, inputErrorf("artifact larger than %d bytes", MaxSubmission)
+	if n > s.cfg.MaxSubmission {
+		return nil, &InputError{Err: fmt.Errorf("artifact larger than %d bytes", s.cfg.MaxSubmission), TooLarge: true}
 	}
 	if n == 0 {
 		return nil, inputErrorf("artifact is empty")
@@ -299,7 +310,8 @@ func (s *Service) Submit(ctx context.Context, name string, artifact io.Reader, s
 	sha := hex.EncodeToString(h.Sum(nil))
 	inv, err := inventory.FromFile(tmp.Name(), s.cfg.Limits)
 	if err != nil {
-		return nil, inputErrorf("inspecting the artifact: %v", err)
+		// Name the artifact, not the service's temporary file.
+		return nil, inputErrorf("inspecting the artifact: %s", strings.ReplaceAll(err.Error(), tmp.Name(), name))
 	}
 	var sb *inventory.SBOM
 	sbomSHA := ""
