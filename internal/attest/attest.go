@@ -12,6 +12,7 @@ import (
 	"time"
 
 	intoto "github.com/in-toto/attestation/go/v1"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/ztota/ztota/internal/certroot"
@@ -379,4 +380,30 @@ func Verify(root *certroot.Root, envelope []byte, now time.Time) (*Certificate, 
 		Result:   r,
 		Signers:  slices.Clone(signers),
 	}, nil
+}
+
+// ReadResult decodes the predicate of an envelope WITHOUT checking any
+// signature. It is for the issuer reading back what it stored itself
+// (whose signing keys may since have been rotated); a trust decision must
+// use Verify.
+func ReadResult(envelope []byte) (*Result, error) {
+	if len(envelope) > MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: envelope of %d bytes", ErrTooLarge, len(envelope))
+	}
+	var env dsse.Envelope
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+	}
+	payload, err := env.DecodeB64Payload()
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	}
+	var st statementJSON
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, fmt.Errorf("%w: statement: %v", ErrMalformed, err)
+	}
+	if st.PredicateType != PredicateType {
+		return nil, fmt.Errorf("%w: predicate type %q", ErrWrongType, st.PredicateType)
+	}
+	return &st.Predicate, nil
 }

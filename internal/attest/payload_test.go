@@ -45,3 +45,19 @@ func TestSignPayload(t *testing.T) {
 		t.Fatalf("event envelope as certificate: %v, want ErrWrongType", err)
 	}
 }
+
+func TestReadResultDecodesWithoutVerifying(t *testing.T) {
+	f := newFixture(t, keys.Ed25519, 1, 1)
+	r, err := ReadResult(f.sign(t, certResult()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != KindCertificate || r.Verdict != VerdictPass {
+		t.Fatalf("read %+v", r)
+	}
+	for _, bad := range [][]byte{nil, []byte("{"), []byte(`{"payload":"!!"}`), []byte(`{"payload":"e30="}`)} {
+		if _, err := ReadResult(bad); err == nil {
+			t.Errorf("ReadResult(%q) accepted", bad)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ztota/ztota/internal/attest"
+	"github.com/ztota/ztota/internal/certroot"
 )
 
 // record writes a synthetic OSV record for a Debian package into dir.
@@ -274,4 +275,53 @@ func TestDebianBinaryPackagesMatchTheirSourcePackage(t *testing.T) {
 		t.Fatalf("poll: %+v %v; want x revoked through its source package", reps, err)
 	}
 	checkRevocation(t, s, x.Artifact, x.Result.Digest, []string{"TEST-0006"})
+}
+
+// TestCertifyKeyRotationReissuesCertificates: after the certify key is
+// rotated (a threshold-signed root update), certificates signed by the
+// removed key no longer verify; the restarted service re-certifies the
+// artifacts that still pass under the new key.
+func TestCertifyKeyRotationReissuesCertificates(t *testing.T) {
+	dir := sourceDir(t)
+	data := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DataDir: data, OSV: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := submitBytes(t, s, "x", dpkgStatus("libx=1.0"), nil)
+	oldRoot := s.root
+	s.Close()
+	if _, err := certroot.Rotate(filepath.Join(data, "keys"), certroot.RotateOptions{Roles: []string{certroot.RoleCertify}, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, Config{DataDir: data, OSV: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.root.Version() != oldRoot.Version()+1 {
+		t.Fatalf("root version %d", s.root.Version())
+	}
+	if _, err := attest.Verify(s.root, x.Envelope, time.Now()); err == nil {
+		t.Fatal("a certificate by the removed certify key still verifies")
+	}
+	out, err := s.Lookup(ctx, x.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.State != StateCertified || out.Result.Digest == x.Result.Digest || out.Result.Previous != x.Result.Digest {
+		t.Fatalf("after rotation: %s %s (previous %s)", out.State, out.Result.Digest, out.Result.Previous)
+	}
+	if _, err := attest.Verify(s.root, out.Envelope, time.Now()); err != nil {
+		t.Fatalf("the re-issued certificate does not verify under the new root: %v", err)
+	}
+	// A client holding the old root follows the chain to the new one.
+	next, err := readRootVersion(data, fmt.Sprint(s.root.Version()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oldRoot.Update(next, time.Now()); err != nil {
+		t.Fatalf("old root does not update to the new one: %v", err)
+	}
 }

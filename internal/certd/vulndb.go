@@ -400,7 +400,7 @@ func (s *Service) apply(ctx context.Context, i int, db *osvdb.DB, stamp, upload 
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.reinspectLocked(ctx, arts, fmt.Sprintf("vulnerability database %s → %s", short(old.ID()), short(db.ID())))
+	res, err := s.reinspectLocked(ctx, arts, fmt.Sprintf("vulnerability database %s → %s", short(old.ID()), short(db.ID())), false)
 	if err != nil {
 		return nil, err
 	}
@@ -466,16 +466,17 @@ type reinspection struct {
 func (s *Service) reinspect(ctx context.Context, arts []string, why string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.reinspectLocked(ctx, arts, why)
+	_, err := s.reinspectLocked(ctx, arts, why, false)
 	return err
 }
 
 // reinspectLocked re-evaluates each artifact's stored inventory against
 // the current database, signs and logs a re-inspection result naming the
 // earlier certificate, revokes certificates that now fail, issues a new
-// certificate to a revoked artifact that passes again, and publishes one
-// new revocation list if anything was revoked. s.mu is held.
-func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string) (reinspection, error) {
+// certificate to a revoked artifact that passes again (and, with reissue,
+// to a certified one that still passes), and publishes one new revocation
+// list if anything was revoked. s.mu is held.
+func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string, reissue bool) (reinspection, error) {
 	var out reinspection
 	if arts == nil {
 		rows, err := s.db.QueryContext(ctx, `SELECT sha256 FROM artifacts WHERE state IN ('certified','revoked') ORDER BY sha256`)
@@ -501,9 +502,9 @@ func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string
 			}
 			if a.VerifierVersion != s.verifier {
 				if err := s.reextract(a); err != nil {
-					return err
-				}
-				if err := putArtifact(ctx, tx, a); err != nil {
+					// Keep the stored inventory; the next start retries.
+					s.logger.Warn("re-inspecting with the stored inventory", "artifact", sha, "err", err)
+				} else if err := putArtifact(ctx, tx, a); err != nil {
 					return err
 				}
 			}
@@ -523,6 +524,15 @@ func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string
 					return err
 				}
 				out.revoked = append(out.revoked, sha)
+			case a.State == StateCertified && verdict == attest.VerdictPass && reissue:
+				r, err := s.issue(ctx, tx, a, attest.KindCertificate, verdict, prev, findings, now)
+				if err != nil {
+					return err
+				}
+				if err := setArtifactState(ctx, tx, sha, StateCertified, r.Digest, now); err != nil {
+					return err
+				}
+				out.recertified = append(out.recertified, sha)
 			case a.State == StateRevoked && verdict == attest.VerdictPass:
 				r, err := s.issue(ctx, tx, a, attest.KindCertificate, verdict, prev, findings, now)
 				if err != nil {
@@ -607,3 +617,40 @@ func (s *Service) Watch(ctx context.Context) {
 }
 
 var _ = keys.WriteFileAtomic
+
+// reissueUnverifiable re-inspects, and re-certifies when they still pass,
+// the certified artifacts whose current certificate no longer verifies
+// under the current root (the certify key was rotated): devices that
+// follow the root would otherwise refuse them.
+func (s *Service) reissueUnverifiable(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT a.sha256, r.envelope, r.issued FROM artifacts a
+		JOIN results r ON r.digest = a.current WHERE a.state = 'certified' ORDER BY a.sha256`)
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for rows.Next() {
+		var sha string
+		var env []byte
+		var issued int64
+		if err := rows.Scan(&sha, &env, &issued); err != nil {
+			rows.Close()
+			return err
+		}
+		if _, err := attest.Verify(s.root, env, time.Unix(issued, 0)); err != nil && !errors.Is(err, attest.ErrExpired) {
+			stale = append(stale, sha)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	s.logger.Info("re-certifying artifacts whose certificates the current root no longer verifies", "count", len(stale))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err = s.reinspectLocked(ctx, stale, fmt.Sprintf("certifier root version %d", s.root.Version()), true)
+	return err
+}
