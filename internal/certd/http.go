@@ -353,6 +353,8 @@ type SourceRef struct {
 	Spec    string `json:"spec"`
 	ID      string `json:"id"`
 	Records int    `json:"records"`
+	// Rejected counts malformed records skipped when it was loaded.
+	Rejected int `json:"rejected_records"`
 }
 
 // Status describes the service.
@@ -361,7 +363,8 @@ func (s *Service) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Verifier: VerifierID + "/" + s.verifier, DBID: s.vdb.ID(), PolicyDigest: s.policy.Digest(),
 		PolicyVer: s.policy.Version, RootVersion: s.root.Version()}
 	for i, src := range s.vdb.sources {
-		st.Sources = append(st.Sources, SourceRef{Index: i, Spec: src.spec, ID: src.db.ID(), Records: src.db.Len()})
+		st.Sources = append(st.Sources, SourceRef{Index: i, Spec: src.spec, ID: src.db.ID(), Records: src.db.Len(),
+			Rejected: len(src.db.Rejected())})
 	}
 	s.mu.Unlock()
 	var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -64,5 +65,34 @@ func TestURLSourceIsPolledWithETag(t *testing.T) {
 	}
 	if s.vdb.ID() != before {
 		t.Fatal("a broken source replaced the snapshot")
+	}
+}
+
+// TestMalformedRecordsAreSkippedAndCounted: a snapshot with some malformed
+// records loads the rest and says how many it skipped.
+func TestMalformedRecordsAreSkippedAndCounted(t *testing.T) {
+	dir := sourceDir(t)
+	s := newService(t, dir, nil)
+	x := submitBytes(t, s, "x", dpkgStatus("libfoo=1.0-1"), nil)
+	record(t, dir, "TEST-0007", "libfoo", "2.0-1", false)
+	for name, body := range map[string]string{
+		"BAD-1.json": `{"id": 7}`,
+		"BAD-2.json": `{"id":"BAD-2","affected":[{"package":{"ecosystem":"Debian","name":"x"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0","fixed":"1"}]}]}]}`,
+		"BAD-3.json": `not json`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reps, err := s.Poll(context.Background())
+	if err != nil || len(reps) != 1 {
+		t.Fatalf("poll: %v %v", reps, err)
+	}
+	if reps[0].Rejected != 3 || reps[0].Added != 1 || len(reps[0].Revoked) != 1 || reps[0].Revoked[0] != x.Artifact {
+		t.Fatalf("report %+v: want 3 rejected records, 1 added, x revoked", reps[0])
+	}
+	st, err := s.Status(context.Background())
+	if err != nil || st.Sources[0].Rejected != 3 {
+		t.Fatalf("status %+v %v", st, err)
 	}
 }

@@ -303,6 +303,7 @@ type UpdateReport struct {
 	Modified    int           `json:"modified"`
 	Removed     int           `json:"removed"`
 	Withdrawn   int           `json:"withdrawn"`
+	Rejected    int           `json:"rejected_records"` // malformed records skipped in the new snapshot
 	Packages    int           `json:"affected_packages"`
 	Reinspected int           `json:"reinspected"`
 	Revoked     []string      `json:"revoked"`
@@ -395,6 +396,10 @@ func (s *Service) apply(ctx context.Context, i int, db *osvdb.DB, stamp, upload 
 	rep := &UpdateReport{
 		Source: src.spec, PreviousID: old.ID(), ID: db.ID(), Added: len(ch.Added), Modified: len(ch.Modified),
 		Removed: len(ch.Removed), Withdrawn: len(ch.Withdrawn), Packages: len(ch.Packages),
+		Rejected: len(db.Rejected()),
+	}
+	for _, r := range db.Rejected() {
+		s.logger.Warn("malformed OSV record skipped", "source", src.spec, "record", r.Error())
 	}
 	arts, err := s.affectedArtifacts(ctx, ch.Packages)
 	if err != nil {
