@@ -325,3 +325,40 @@ func TestCertifyKeyRotationReissuesCertificates(t *testing.T) {
 		t.Fatalf("old root does not update to the new one: %v", err)
 	}
 }
+
+// TestExpiringCertificatesAreRenewed: a certificate with less than a
+// quarter of its validity left is replaced by a fresh one while the
+// artifact still passes; one that now fails is revoked instead.
+func TestExpiringCertificatesAreRenewed(t *testing.T) {
+	dir := sourceDir(t)
+	now := time.Now().UTC()
+	s := newService(t, dir, func(c *Config) { c.Now = func() time.Time { return now } })
+	ctx := context.Background()
+	x := submitBytes(t, s, "x", dpkgStatus("libx=1.0"), nil)
+	y := submitBytes(t, s, "y", dpkgStatus("liby=1.0"), nil)
+	valid := time.Duration(s.policy.ValidFor)
+	now = now.Add(valid / 2)
+	if n, err := s.renewExpiring(ctx); err != nil || n != 0 {
+		t.Fatalf("renewed %d at half the validity (%v)", n, err)
+	}
+	// liby becomes vulnerable through a DB update: revoked then, and not
+	// renewed later.
+	record(t, dir, "TEST-0008", "liby", "2.0", false)
+	if _, err := s.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(valid/4 + time.Hour)
+	if n, err := s.renewExpiring(ctx); err != nil || n != 1 {
+		t.Fatalf("renewed %d, want 1 (%v)", n, err)
+	}
+	out, err := s.Lookup(ctx, x.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Result.Digest == x.Result.Digest || !out.Result.ValidUntil.After(now.Add(valid/2)) {
+		t.Fatalf("x not renewed: %s valid until %s", out.Result.Digest, out.Result.ValidUntil)
+	}
+	if yo, _ := s.Lookup(ctx, y.Artifact); yo.State != StateRevoked {
+		t.Fatalf("y is %s, want revoked by the earlier update", yo.State)
+	}
+}

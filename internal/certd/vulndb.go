@@ -618,6 +618,9 @@ func (s *Service) Watch(ctx context.Context) {
 		if err := s.refreshRevocations(ctx); err != nil && ctx.Err() == nil {
 			s.logger.Warn("re-signing the revocation list failed", "err", err)
 		}
+		if _, err := s.renewExpiring(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Warn("renewing certificates failed", "err", err)
+		}
 	}
 }
 
@@ -658,4 +661,38 @@ func (s *Service) reissueUnverifiable(ctx context.Context) error {
 	defer s.mu.Unlock()
 	_, err = s.reinspectLocked(ctx, stale, fmt.Sprintf("certifier root version %d", s.root.Version()), true)
 	return err
+}
+
+// renewExpiring re-inspects the certified artifacts whose certificate has
+// less than a quarter of the policy's validity left and, when they still
+// pass, issues fresh certificates, so clean software does not lapse.
+func (s *Service) renewExpiring(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	horizon := now.Add(time.Duration(s.policy.ValidFor) / 4)
+	rows, err := s.db.QueryContext(ctx, `SELECT a.sha256 FROM artifacts a JOIN results r ON r.digest = a.current
+		WHERE a.state = 'certified' AND r.valid_until < ? ORDER BY a.sha256`, unix(horizon))
+	if err != nil {
+		return 0, err
+	}
+	var arts []string
+	for rows.Next() {
+		var sha string
+		if err := rows.Scan(&sha); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		arts = append(arts, sha)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(arts) == 0 {
+		return 0, err
+	}
+	res, err := s.reinspectLocked(ctx, arts, "certificate renewal", true)
+	if err != nil {
+		return 0, err
+	}
+	s.logger.Info("renewed expiring certificates", "renewed", len(res.recertified), "revoked", len(res.revoked))
+	return len(res.recertified), nil
 }
