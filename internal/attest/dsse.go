@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"sort"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/strictjson"
 )
 
 // keySV is a dsse.SignerVerifier over an ed25519 or ECDSA P-256 key whose
@@ -189,13 +189,8 @@ func signEnvelope(payloadType string, payload []byte, signers []*keys.Key, limit
 // fields and trailing data, and then insists that v re-encodes to exactly
 // data, so that only the one encoding Sign produces is accepted.
 func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(data, v); err != nil {
 		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON value")
 	}
 	again, err := json.Marshal(v)
 	if err != nil {

@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -148,6 +146,3 @@ func findingIDs(out *Outcome) []string {
 	}
 	return ids
 }
-
-var _ = io.Discard
-var _ = filepath.Join

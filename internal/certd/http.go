@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ztota/ztota/internal/strictjson"
 	"github.com/ztota/ztota/internal/translog"
 )
 
@@ -431,9 +432,12 @@ func (s *Service) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		URL   string `json:"url"`
 		After int64  `json:"after"`
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 8<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<10))
+	if err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "reading body: %v", err))
+		return
+	}
+	if err := strictjson.Decode(body, &req); err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err))
 		return
 	}

@@ -265,7 +265,6 @@ type Outcome struct {
 	Findings []vulnref.Finding      `json:"findings"`
 	Notes    []string               `json:"notes,omitempty"`
 	Reused   bool                   `json:"reused,omitempty"`
-	Summary  *attest.Result         `json:"-"`
 	Disagree []vulnref.Disagreement `json:"disagreements,omitempty"`
 }
 
@@ -357,10 +356,7 @@ func (s *Service) Submit(ctx context.Context, name string, artifact io.Reader, s
 	a := &artifactRow{
 		SHA256: sha, Name: name, Size: n, Kind: inv.Kind, SBOMSHA256: sbomSHA,
 		VerifierVersion: s.verifier, Components: inv.Components, Disagreements: dis, Notes: inv.Notes,
-		Created: now, Updated: now,
-	}
-	if old, err := getArtifact(ctx, s.db, sha); err == nil {
-		a.Created = old.Created
+		Created: now, Updated: now, // a stored artifact keeps its creation time (putArtifact)
 	}
 	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if sb != nil {
@@ -489,7 +485,6 @@ func (s *Service) outcome(ctx context.Context, sha string) (*Outcome, error) {
 		return nil, fmt.Errorf("stored result %s: %w", r.Digest, err)
 	}
 	out.Findings = res.Findings
-	out.Summary = res
 	return out, nil
 }
 

@@ -10,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
+	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/vulnref"
 )
 
@@ -62,18 +61,7 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 `
 
 func openDB(ctx context.Context, dir string) (*sql.DB, error) {
-	dsn := "file:" + filepath.Join(dir, "certd.db") +
-		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(4)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("creating schema in %s: %w", dir, err)
-	}
-	return db, nil
+	return store.OpenSQLite(ctx, filepath.Join(dir, "certd.db"), schema)
 }
 
 func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
@@ -259,4 +247,22 @@ func getMeta(ctx context.Context, q queryer, k string) (string, error) {
 func setMeta(ctx context.Context, tx *sql.Tx, k, v string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, k, v)
 	return err
+}
+
+// queryStrings returns the first column of every row of a query.
+func queryStrings(ctx context.Context, db *sql.DB, query string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

@@ -14,13 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/package-url/packageurl-go"
 
 	"github.com/ztota/ztota/internal/attest"
-	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/osvdb"
 	"github.com/ztota/ztota/internal/vulnref"
 )
@@ -430,31 +430,17 @@ func short(id string) string {
 func (s *Service) affectedArtifacts(ctx context.Context, pkgs []vulnref.Key) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
-	stmt, err := s.db.PrepareContext(ctx, `SELECT c.artifact FROM components c JOIN artifacts a ON a.sha256 = c.artifact
-		WHERE c.eco_base = ? AND c.name = ? AND a.state IN ('certified', 'revoked')`)
-	if err != nil {
-		return nil, err
-	}
-	defer stmt.Close()
 	for _, k := range pkgs {
-		rows, err := stmt.QueryContext(ctx, ecoBase(k.Ecosystem), k.Name)
+		shas, err := queryStrings(ctx, s.db, `SELECT c.artifact FROM components c JOIN artifacts a ON a.sha256 = c.artifact
+			WHERE c.eco_base = ? AND c.name = ? AND a.state IN ('certified', 'revoked')`, ecoBase(k.Ecosystem), k.Name)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var sha string
-			if err := rows.Scan(&sha); err != nil {
-				rows.Close()
-				return nil, err
-			}
+		for _, sha := range shas {
 			if !seen[sha] {
 				seen[sha] = true
 				out = append(out, sha)
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
 		}
 	}
 	sort.Strings(out)
@@ -484,19 +470,11 @@ func (s *Service) reinspect(ctx context.Context, arts []string, why string) erro
 func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string, reissue bool) (reinspection, error) {
 	var out reinspection
 	if arts == nil {
-		rows, err := s.db.QueryContext(ctx, `SELECT sha256 FROM artifacts WHERE state IN ('certified','revoked') ORDER BY sha256`)
+		var err error
+		arts, err = queryStrings(ctx, s.db, `SELECT sha256 FROM artifacts WHERE state IN ('certified','revoked') ORDER BY sha256`)
 		if err != nil {
 			return out, err
 		}
-		for rows.Next() {
-			var sha string
-			if err := rows.Scan(&sha); err != nil {
-				rows.Close()
-				return out, err
-			}
-			arts = append(arts, sha)
-		}
-		rows.Close()
 	}
 	now := s.now().UTC()
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
@@ -529,16 +507,7 @@ func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string
 					return err
 				}
 				out.revoked = append(out.revoked, sha)
-			case a.State == StateCertified && verdict == attest.VerdictPass && reissue:
-				r, err := s.issue(ctx, tx, a, attest.KindCertificate, verdict, prev, findings, now)
-				if err != nil {
-					return err
-				}
-				if err := setArtifactState(ctx, tx, sha, StateCertified, r.Digest, now); err != nil {
-					return err
-				}
-				out.recertified = append(out.recertified, sha)
-			case a.State == StateRevoked && verdict == attest.VerdictPass:
+			case verdict == attest.VerdictPass && (a.State == StateRevoked || a.State == StateCertified && reissue):
 				r, err := s.issue(ctx, tx, a, attest.KindCertificate, verdict, prev, findings, now)
 				if err != nil {
 					return err
@@ -624,13 +593,25 @@ func (s *Service) Watch(ctx context.Context) {
 	}
 }
 
-var _ = keys.WriteFileAtomic
-
 // reissueUnverifiable re-inspects, and re-certifies when they still pass,
 // the certified artifacts whose current certificate no longer verifies
 // under the current root (the certify key was rotated): devices that
 // follow the root would otherwise refuse them.
+//
+// The check runs only when the root version differs from the one the
+// service last started with, so a plain restart verifies nothing.
 func (s *Service) reissueUnverifiable(ctx context.Context) error {
+	version := strconv.FormatInt(s.root.Version(), 10)
+	if v, err := getMeta(ctx, s.db, "root_version"); err != nil || v == version {
+		return err
+	}
+	if err := s.reissueStale(ctx); err != nil {
+		return err
+	}
+	return inTx(ctx, s.db, func(tx *sql.Tx) error { return setMeta(ctx, tx, "root_version", version) })
+}
+
+func (s *Service) reissueStale(ctx context.Context) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT a.sha256, r.envelope, r.issued FROM artifacts a
 		JOIN results r ON r.digest = a.current WHERE a.state = 'certified' ORDER BY a.sha256`)
 	if err != nil {
@@ -671,22 +652,9 @@ func (s *Service) renewExpiring(ctx context.Context) (int, error) {
 	defer s.mu.Unlock()
 	now := s.now().UTC()
 	horizon := now.Add(time.Duration(s.policy.ValidFor) / 4)
-	rows, err := s.db.QueryContext(ctx, `SELECT a.sha256 FROM artifacts a JOIN results r ON r.digest = a.current
+	arts, err := queryStrings(ctx, s.db, `SELECT a.sha256 FROM artifacts a JOIN results r ON r.digest = a.current
 		WHERE a.state = 'certified' AND r.valid_until < ? ORDER BY a.sha256`, unix(horizon))
-	if err != nil {
-		return 0, err
-	}
-	var arts []string
-	for rows.Next() {
-		var sha string
-		if err := rows.Scan(&sha); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		arts = append(arts, sha)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(arts) == 0 {
+	if err != nil || len(arts) == 0 {
 		return 0, err
 	}
 	res, err := s.reinspectLocked(ctx, arts, "certificate renewal", true)

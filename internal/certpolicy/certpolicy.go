@@ -63,12 +63,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ztota/ztota/internal/strictjson"
 	"github.com/ztota/ztota/internal/vulnref"
 )
 
@@ -215,17 +215,7 @@ func Parse(data []byte) (*Policy, error) {
 
 // decodeStrict decodes one JSON value, rejecting unknown fields and
 // trailing data.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the document")
-	}
-	return nil
-}
+func decodeStrict(data []byte, v any) error { return strictjson.Decode(data, v) }
 
 func isNull(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)

@@ -425,73 +425,51 @@ func certFetchCmd(g *globals) *cobra.Command {
 	return c
 }
 
+// rawCmd is a command that makes one API call and prints its JSON answer.
+func rawCmd(g *globals, use, short string, args cobra.PositionalArgs, write bool,
+	call func(cmd *cobra.Command, cl *certclient.Client, args []string) ([]byte, error)) *cobra.Command {
+	var f certFlags
+	c := &cobra.Command{
+		Use: use, Short: short, Args: args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := f.client(write)
+			if err != nil {
+				return err
+			}
+			b, err := call(cmd, cl, args)
+			if err != nil {
+				return err
+			}
+			_, err = g.stdout.Write(b)
+			return err
+		},
+	}
+	f.add(c, write)
+	return c
+}
+
 func certDBCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "db", Short: "Update the certification service's vulnerability database"}
-	var f certFlags
 	var source int
-	load := &cobra.Command{
-		Use:   "load ALL.ZIP [--source N]",
-		Short: "Upload an OSV all.zip as the new snapshot of source N (re-inspects what it affects)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := f.client(true)
-			if err != nil {
-				return err
-			}
-			b, err := cl.UploadDB(cmd.Context(), source, args[0])
-			if err != nil {
-				return err
-			}
-			g.stdout.Write(b)
-			return nil
-		},
-	}
-	f.add(load, true)
+	load := rawCmd(g, "load ALL.ZIP [--source N]",
+		"Upload an OSV all.zip as the new snapshot of source N (re-inspects what it affects)", cobra.ExactArgs(1), true,
+		func(cmd *cobra.Command, cl *certclient.Client, args []string) ([]byte, error) {
+			return cl.UploadDB(cmd.Context(), source, args[0])
+		})
 	load.Flags().IntVar(&source, "source", 0, "index of the source to replace (see cert status)")
-	var pf certFlags
-	poll := &cobra.Command{
-		Use:   "poll",
-		Short: "Make the service check its sources now",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := pf.client(true)
-			if err != nil {
-				return err
-			}
-			b, err := cl.PollDB(cmd.Context())
-			if err != nil {
-				return err
-			}
-			g.stdout.Write(b)
-			return nil
-		},
-	}
-	pf.add(poll, true)
+	poll := rawCmd(g, "poll", "Make the service check its sources now", cobra.NoArgs, true,
+		func(cmd *cobra.Command, cl *certclient.Client, _ []string) ([]byte, error) {
+			return cl.PollDB(cmd.Context())
+		})
 	c.AddCommand(load, poll)
 	return c
 }
 
 func certStatusCmd(g *globals) *cobra.Command {
-	var f certFlags
-	c := &cobra.Command{
-		Use:   "status",
-		Short: "Show the service's verifier, DB snapshot, policy and log",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := f.client(false)
-			if err != nil {
-				return err
-			}
-			b, err := cl.Status(cmd.Context())
-			if err != nil {
-				return err
-			}
-			g.stdout.Write(b)
-			return nil
-		},
-	}
-	f.add(c, false)
-	return c
+	return rawCmd(g, "status", "Show the service's verifier, DB snapshot, policy and log", cobra.NoArgs, false,
+		func(cmd *cobra.Command, cl *certclient.Client, _ []string) ([]byte, error) {
+			return cl.Status(cmd.Context())
+		})
 }
 
 func certEventsCmd(g *globals) *cobra.Command {

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,29 +11,6 @@ import (
 
 	"github.com/ztota/ztota/internal/vulnfixture"
 )
-
-// ztotaExit runs a ztota command that may fail and returns its output and
-// exit status.
-func ztotaExit(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = baseEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout.String(), stderr.String(), 0
-	case errors.As(err, &ee):
-		return stdout.String(), stderr.String(), ee.ExitCode()
-	default:
-		t.Fatalf("ztota %s: %v", strings.Join(args, " "), err)
-		return "", "", -1
-	}
-}
 
 func copyInto(t *testing.T, src, dst string) {
 	t.Helper()

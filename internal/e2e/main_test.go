@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -81,17 +82,36 @@ func baseEnv() []string {
 	return env
 }
 
-// ztota runs a short-lived ztota command and returns its standard output.
+// ztota runs a short-lived ztota command that must succeed and returns
+// its standard output.
 func ztota(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	stdout, stderr, code := ztotaExit(t, args...)
+	if code != 0 {
+		t.Fatalf("ztota %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+	return stdout
+}
+
+// ztotaExit runs a ztota command that may fail and returns its output and
+// exit status.
+func ztotaExit(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = baseEnv()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ztota %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), stderr.String(), 0
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	default:
+		t.Fatalf("ztota %s: %v", strings.Join(args, " "), err)
+		return "", "", -1
 	}
-	return stdout.String()
 }

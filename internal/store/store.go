@@ -82,7 +82,19 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "artifacts", "sha256"), 0o700); err != nil {
 		return nil, err
 	}
-	dsn := "file:" + filepath.Join(dir, "ztota.db") +
+	db, err := OpenSQLite(ctx, filepath.Join(dir, "ztota.db"), schema)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, dir: dir}, nil
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path the
+// way ztota's services use it: WAL, synchronous writes, foreign keys,
+// writers that take the lock when they begin (so a transaction that reads
+// then writes never fails with SQLITE_BUSY), and runs schema.
+func OpenSQLite(ctx context.Context, path, schema string) (*sql.DB, error) {
+	dsn := "file:" + path +
 		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -91,9 +103,9 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	db.SetMaxOpenConns(4)
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("creating schema in %s: %w", dir, err)
+		return nil, fmt.Errorf("creating schema in %s: %w", path, err)
 	}
-	return &Store{db: db, dir: dir}, nil
+	return db, nil
 }
 
 // Close closes the database.

@@ -1,7 +1,6 @@
 package translog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/ztota/ztota/internal/strictjson"
 )
 
 // Client limits.
@@ -116,13 +117,8 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, max int
 
 // decodeStrict decodes one JSON object with no unknown fields or trailing data.
 func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictjson.Decode(body, v); err != nil {
 		return fmt.Errorf("malformed response: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("malformed response: trailing data")
 	}
 	return nil
 }
