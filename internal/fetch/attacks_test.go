@@ -118,8 +118,11 @@ func TestSlowRetrievalIsAbortedAndNextMirrorUsed(t *testing.T) {
 	if el := time.Since(start); el > 3*time.Second {
 		t.Errorf("slow mirror held the download for %s", el)
 	}
-	if res.Mirror != good.URL || res.Attempts != 2 {
-		t.Errorf("result = %+v, want completed by the second mirror at attempt 2", res)
+	// Attempt 2 is the good mirror; on a loaded machine (the race
+	// detector, other tests) its first window may itself fall below the
+	// rate and the mirrors are tried again, so only the order is fixed.
+	if res.Mirror != good.URL || res.Attempts < 2 || res.Attempts%2 != 0 {
+		t.Errorf("result = %+v, want completed by the second mirror", res)
 	}
 	if !bytes.Equal(contents(t, dst), data) {
 		t.Fatal("dst does not hold the artifact")
@@ -127,7 +130,7 @@ func TestSlowRetrievalIsAbortedAndNextMirrorUsed(t *testing.T) {
 	// The bytes the slow mirror did send were kept and the good one was
 	// asked for the rest only.
 	rs := good.rangesSeen()
-	if len(rs) != 1 || rs[0] == "" || !res.Resumed {
+	if len(rs) == 0 || rs[0] == "" || !res.Resumed {
 		t.Errorf("good mirror saw Range %q, resumed=%v; want a resume from the trickled bytes", rs, res.Resumed)
 	}
 }
