@@ -179,13 +179,15 @@ func newForger(t *testing.T, b *testbed.Bed) *forger {
 }
 
 // director serves (through f) a director repository for device listing
-// exactly targets, at versions far above the server's own.
+// exactly targets, at versions far above the server's own. Like the
+// server, it binds every document to the device (tufrepo.DeviceField).
 func (g *forger) director(f *front, device string, targets map[string]*metadata.TargetFiles, version int64) {
 	t := g.t
 	exp := time.Now().Add(time.Hour)
 	tm := metadata.Targets(exp.UTC().Truncate(time.Second))
 	tm.Signed.Version = version
 	tm.Signed.Targets = targets
+	g.bind(tm, device)
 	tb, err := tufrepo.Sign(tm, g.keys.DirectorTargets)
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +195,7 @@ func (g *forger) director(f *front, device string, targets map[string]*metadata.
 	sm := metadata.Snapshot(exp.UTC().Truncate(time.Second))
 	sm.Signed.Version = version
 	sm.Signed.Meta = map[string]*metadata.MetaFiles{"targets.json": tufrepo.MetaFile(version, tb)}
+	g.bind(sm, device)
 	sb, err := tufrepo.Sign(sm, g.keys.DirectorSnapshot)
 	if err != nil {
 		t.Fatal(err)
@@ -200,6 +203,7 @@ func (g *forger) director(f *front, device string, targets map[string]*metadata.
 	ts := metadata.Timestamp(exp.UTC().Truncate(time.Second))
 	ts.Signed.Version = version
 	ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": tufrepo.MetaFile(version, sb)}
+	g.bind(ts, device)
 	tsb, err := tufrepo.Sign(ts, g.keys.DirectorTimestamp)
 	if err != nil {
 		t.Fatal(err)
@@ -209,6 +213,22 @@ func (g *forger) director(f *front, device string, targets map[string]*metadata.
 	f.set(base+"timestamp.json", tsb)
 	f.set(base+v+".snapshot.json", sb)
 	f.set(base+v+".targets.json", tb)
+}
+
+// bind names device in md, as the server does.
+func (g *forger) bind(md any, device string) {
+	var err error
+	switch m := md.(type) {
+	case *metadata.Metadata[metadata.TargetsType]:
+		err = tufrepo.BindDevice(m, device)
+	case *metadata.Metadata[metadata.SnapshotType]:
+		err = tufrepo.BindDevice(m, device)
+	case *metadata.Metadata[metadata.TimestampType]:
+		err = tufrepo.BindDevice(m, device)
+	}
+	if err != nil {
+		g.t.Fatal(err)
+	}
 }
 
 // directorTarget describes a release for the director of a device.

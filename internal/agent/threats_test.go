@@ -484,6 +484,7 @@ func TestFastForwardRecoveredThroughOnlineKeyRotation(t *testing.T) {
 	ts := metadata.Timestamp(time.Now().Add(time.Hour).UTC().Truncate(time.Second))
 	ts.Signed.Version = 1_000_000
 	ts.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": tufrepo.MetaFile(snap.Version, snap.Data)}
+	g.bind(ts, "dev-1")
 	tsb, err := tufrepo.Sign(ts, g.keys.DirectorTimestamp)
 	if err != nil {
 		t.Fatal(err)

@@ -88,7 +88,9 @@ func (a *Agent) Refresh(ctx context.Context) ([]Candidate, error) {
 	dURL := a.server() + "/director/" + a.cfg.DeviceID
 	iURL := a.server() + "/image"
 	repos := map[string]tufclient.Options{
-		"director": {MetadataURL: dURL, MetadataDir: filepath.Join(a.cfg.DataDir, "tuf", "director"), TrustedRoot: dirRoot, HTTPClient: a.meta},
+		// Device: this device's director documents must name it, or they
+		// are refused before go-tuf trusts any of their versions.
+		"director": {MetadataURL: dURL, MetadataDir: filepath.Join(a.cfg.DataDir, "tuf", "director"), TrustedRoot: dirRoot, HTTPClient: a.meta, Device: a.cfg.DeviceID},
 		"image":    {MetadataURL: iURL, MetadataDir: filepath.Join(a.cfg.DataDir, "tuf", "image"), TrustedRoot: imgRoot, HTTPClient: a.meta},
 	}
 	client, err := tufclient.NewMultiRepo(ctx, repos, []byte(fmt.Sprintf(repoMapJSON, dURL, iURL)))
@@ -96,6 +98,12 @@ func (a *Agent) Refresh(ctx context.Context) ([]Candidate, error) {
 		return nil, err
 	}
 	if err := client.Refresh(); err != nil {
+		if errors.Is(err, tufrepo.ErrNotForDevice) {
+			// Another device's director metadata (a replay on the path):
+			// nothing of it was trusted; refresh fully on the next
+			// check-in, whatever the conditional check-in says.
+			a.retry = true
+		}
 		return nil, fmt.Errorf("refreshing metadata: %w", err)
 	}
 	dir := client.TUFClients["director"]

@@ -28,6 +28,16 @@ const (
 
 func directorRepo(device string) string { return "director/" + device }
 
+// repoDevice returns the device whose director repository repo is, or ""
+// for the image repository and the shared director root.
+func repoDevice(repo string) string {
+	d, _ := strings.CutPrefix(repo, "director/")
+	if d == repo {
+		return ""
+	}
+	return d
+}
+
 type onlineKeys = keyset.Online
 
 // metaCache keeps the latest timestamp of each repository in memory, so a
@@ -123,7 +133,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	s.keys = ok
 	if _, err := s.st.LatestMeta(ctx, repoImage, tufrepo.Timestamp); err == nil {
-		return nil
+		return s.bindDirectors(ctx)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -188,12 +198,25 @@ func (s *Server) publishTx(ctx context.Context, tx *sql.Tx, repo string, tv int6
 			return err
 		}
 	}
+	// A director's snapshot and timestamp name their device, so that no
+	// other device accepts them (tufrepo.DeviceField).
+	dev := repoDevice(repo)
 	snap := tufrepo.NextSnapshot(prevSnap, tv, tb, now.Add(s.cfg.SnapshotTTL))
+	if dev != "" {
+		if err := tufrepo.BindDevice(snap, dev); err != nil {
+			return err
+		}
+	}
 	sb, err := tufrepo.Sign(snap, snapKey)
 	if err != nil {
 		return err
 	}
 	ts := tufrepo.NextTimestamp(prevTS, snap.Signed.Version, sb, now.Add(s.cfg.TimestampTTL))
+	if dev != "" {
+		if err := tufrepo.BindDevice(ts, dev); err != nil {
+			return err
+		}
+	}
 	tsb, err := tufrepo.Sign(ts, tsKey)
 	if err != nil {
 		return err
@@ -248,6 +271,9 @@ func (s *Server) assignTx(ctx context.Context, tx *sql.Tx, dev store.Device, rel
 		t.Signed.Targets[rel.Target] = tf
 		target = rel.Target
 	}
+	if err := tufrepo.BindDevice(t, dev.ID); err != nil {
+		return err
+	}
 	tb, err := tufrepo.Sign(t, s.keys.DirectorTargets)
 	if err != nil {
 		return err
@@ -271,26 +297,11 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 		return err
 	}
 	for _, repo := range repos {
-		dev, ok := strings.CutPrefix(repo, "director/")
-		if !ok {
+		dev := repoDevice(repo)
+		if dev == "" {
 			continue
 		}
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			d, err := store.DeviceTx(ctx, tx, dev)
-			if err != nil {
-				return err
-			}
-			var rel *store.Release
-			if d.Assigned != "" {
-				r, err := store.ReleaseTx(ctx, tx, d.Assigned)
-				if err != nil {
-					return err
-				}
-				rel = &r
-			}
-			return s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, repo, d.Assigned))
-		})
-		if err != nil {
+		if err := s.tx(ctx, func(tx *sql.Tx) error { return s.resignDirectorTx(ctx, tx, dev) }); err != nil {
 			return fmt.Errorf("re-signing %s: %w", repo, err)
 		}
 	}
@@ -327,6 +338,80 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 			}
 			s.log.Debug("re-signed expiring metadata", "repo", repo, "role", role)
 		}
+	}
+	return nil
+}
+
+// resignDirectorTx re-signs the whole director chain of a device (targets,
+// snapshot, timestamp, each one version up) with what it is assigned now.
+func (s *Server) resignDirectorTx(ctx context.Context, tx *sql.Tx, dev string) error {
+	d, err := store.DeviceTx(ctx, tx, dev)
+	if err != nil {
+		return err
+	}
+	var rel *store.Release
+	if d.Assigned != "" {
+		r, err := store.ReleaseTx(ctx, tx, d.Assigned)
+		if err != nil {
+			return err
+		}
+		rel = &r
+	}
+	return s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, directorRepo(dev), d.Assigned))
+}
+
+// bindDirectors runs at every start: it re-signs the director repositories
+// whose newest targets, snapshot or timestamp does not name its device
+// (tufrepo.DeviceField) — those written by a server from before device
+// binding. Each gets a new chain one version up, bound, so its device
+// moves to it on its next refresh; agents that check the binding refuse
+// the old unbound documents. Nothing is done when every director is bound.
+func (s *Server) bindDirectors(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var unbound []string
+	err := s.st.Tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT repo, data FROM tuf_meta t WHERE repo LIKE 'director/%' AND role IN (?,?,?)
+			AND version=(SELECT MAX(version) FROM tuf_meta WHERE repo=t.repo AND role=t.role) ORDER BY repo`,
+			tufrepo.Targets, tufrepo.Snapshot, tufrepo.Timestamp)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var repo string
+			var data []byte
+			if err := rows.Scan(&repo, &data); err != nil {
+				return err
+			}
+			dev := repoDevice(repo)
+			if dev == "" || (len(unbound) > 0 && unbound[len(unbound)-1] == repo) {
+				continue
+			}
+			if tufrepo.CheckDevice(data, dev) != nil {
+				unbound = append(unbound, repo)
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("server: finding director metadata without device binding: %w", err)
+	}
+	for _, repo := range unbound {
+		dev := repoDevice(repo)
+		err := s.tx(ctx, func(tx *sql.Tx) error { return s.resignDirectorTx(ctx, tx, dev) })
+		if errors.Is(err, store.ErrNotFound) {
+			// A director without its device row (or release): nothing to
+			// re-sign it for; devices cannot fetch it without their key.
+			s.log.Warn("director repository of an unknown device left unbound", "repo", repo, "err", err)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("server: binding %s to its device: %w", repo, err)
+		}
+	}
+	if len(unbound) > 0 {
+		s.log.Info("re-signed director repositories to name their device", "count", len(unbound))
 	}
 	return nil
 }

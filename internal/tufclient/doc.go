@@ -40,6 +40,14 @@
 // V.targets.json (consistent snapshots). Targets are fetched under the
 // targets URL as <dir>/<hex sha256>.<base name>.
 //
+// With Options.Device set (the agent's director repository), every document
+// fetched under the metadata URL other than N.root.json must name that
+// device in the member "x-ztota-device" of "signed" (tufrepo.CheckDevice);
+// anything else fails the download with tufrepo.ErrNotForDevice before
+// go-tuf parses, compares or stores it, so another device's director
+// metadata never changes what this device trusts. Plain repositories (the
+// image repository, the conformance entry point) leave Device empty.
+//
 // The repository map given to NewMultiRepo is TAP 4 JSON, read strictly
 // (unknown fields refused, at most MaxRepoMapLength bytes):
 //

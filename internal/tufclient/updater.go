@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -47,6 +48,14 @@ type Options struct {
 	RefTime time.Time
 	// Limits bounds sizes and walks; zero fields take DefaultLimits.
 	Limits Limits
+	// Device, when set, makes this the director repository of that
+	// device: every metadata document other than root fetched under
+	// MetadataURL must name Device in its signed DeviceField
+	// (tufrepo.CheckDevice), or the download fails with
+	// tufrepo.ErrNotForDevice before go-tuf parses, compares or stores
+	// it. Empty for plain TUF repositories (the image repository, the
+	// conformance entry point).
+	Device string
 }
 
 // NewUpdater validates o and returns a fresh go-tuf updater for one
@@ -138,6 +147,13 @@ func (o Options) config(ctx context.Context) (*config.UpdaterConfig, error) {
 	f.SetHTTPClient(ctxClient{ctx: ctx, client: client})
 	f.SetRetry(0, 1) // one try: the caller's refresh loop retries with backoff
 	cfg.Fetcher = f
+	if o.Device != "" {
+		mbase, tbase := ensureSlash(cfg.RemoteMetadataURL), ensureSlash(cfg.RemoteTargetsURL)
+		if strings.HasPrefix(mbase, tbase) {
+			return nil, fmt.Errorf("%w: TargetsURL %q holds the metadata URL; with Device set, targets need a URL of their own so that every metadata file is checked", ErrInvalidOptions, cfg.RemoteTargetsURL)
+		}
+		cfg.Fetcher = deviceFetcher{next: f, metaBase: mbase, targetsBase: tbase, device: o.Device}
+	}
 	return cfg, nil
 }
 

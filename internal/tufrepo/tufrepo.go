@@ -2,7 +2,8 @@
 // repository: the image repository (root and targets signed offline by the
 // integrator, snapshot and timestamp online by the server) and the director
 // repositories (one per device under a shared root; targets, snapshot and
-// timestamp signed online).
+// timestamp signed online). Director timestamp, snapshot and targets name
+// their device (DeviceField, BindDevice, CheckDevice).
 //
 // Everything here is pure: functions take metadata and keys and return new
 // metadata or signed bytes; storage and serving belong to the server.
