@@ -18,7 +18,7 @@ func TestDuplicateKeysDifferingInCaseAreRefused(t *testing.T) {
 		`{"url":"https://a.example","URL":"https://b.example"}`,
 		`{"url":"a","Url":"b"}`,
 		`{"x":{"kelvin":1,"` + "\u212a" + `elvin":2}}`, // KELVIN SIGN folds to k
-		`{"list":[{"s":1,"` + "\u017f" + `":2}]}`,       // LONG S folds to s
+		`{"list":[{"s":1,"` + "\u017f" + `":2}]}`,      // LONG S folds to s
 	} {
 		var r req
 		err := DecodeUnique([]byte(in), &r, 16)
