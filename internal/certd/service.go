@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/certpolicy"
 	"github.com/ztota/ztota/internal/certroot"
@@ -349,7 +350,7 @@ func (s *Service) Submit(ctx context.Context, name string, artifact io.Reader, s
 	}
 	dst := s.artifactPath(sha)
 	if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
-		if err := os.Rename(tmp.Name(), dst); err != nil {
+		if err := atomicfile.Rename(tmp.Name(), dst); err != nil {
 			return nil, err
 		}
 	}

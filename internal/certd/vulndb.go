@@ -20,6 +20,7 @@ import (
 
 	"github.com/package-url/packageurl-go"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/osvdb"
 	"github.com/ztota/ztota/internal/vulnref"
@@ -365,7 +366,7 @@ func (s *Service) Upload(ctx context.Context, i int, r io.Reader) (*UpdateReport
 	if err := tmp.Sync(); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.cfg.DataDir, "osv", name)); err != nil {
+	if err := atomicfile.Rename(tmp.Name(), filepath.Join(s.cfg.DataDir, "osv", name)); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()

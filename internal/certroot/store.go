@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/keys"
 )
 
@@ -317,12 +318,12 @@ func Rotate(dir string, o RotateOptions) ([]byte, error) {
 			return nil, err
 		}
 		for _, p := range heldFiles {
-			if err := os.Rename(p, filepath.Join(retired, filepath.Base(p))); err != nil {
+			if err := atomicfile.Rename(p, filepath.Join(retired, filepath.Base(p))); err != nil {
 				return nil, err
 			}
 		}
 		for i := range newRoot {
-			if err := os.Rename(filepath.Join(stage, RootKeyFile(i+1)), filepath.Join(off, RootKeyFile(i+1))); err != nil {
+			if err := atomicfile.Rename(filepath.Join(stage, RootKeyFile(i+1)), filepath.Join(off, RootKeyFile(i+1))); err != nil {
 				return nil, err
 			}
 		}
@@ -333,11 +334,11 @@ func Rotate(dir string, o RotateOptions) ([]byte, error) {
 	for _, role := range o.Roles {
 		kf := filepath.Join(on, OnlineKeyFile(role))
 		if _, err := os.Lstat(kf); err == nil {
-			if err := os.Rename(kf, fmt.Sprintf("%s.retired-%d", kf, cur.Version())); err != nil {
+			if err := atomicfile.Rename(kf, fmt.Sprintf("%s.retired-%d", kf, cur.Version())); err != nil {
 				return nil, err
 			}
 		}
-		if err := os.Rename(staged(role), kf); err != nil {
+		if err := atomicfile.Rename(staged(role), kf); err != nil {
 			return nil, err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/certclient"
 	"github.com/ztota/ztota/internal/certd"
@@ -190,7 +191,7 @@ func certSubmitCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(out, b, 0o644); err != nil {
+				if err := atomicfile.WriteFile(out, b, 0o644); err != nil {
 					return err
 				}
 			}
@@ -411,7 +412,7 @@ func certFetchCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				if err := atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 					return err
 				}
 			}
