@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -70,6 +71,10 @@ type Config struct {
 	MaxSubmission int64
 	// Limits bound what the verifier reads from artifacts and SBOMs.
 	Limits inventory.Limits
+	// HTTPClient fetches URL sources; nil means a default client. Either
+	// way a source is https (redirects away from https are refused) or
+	// pinned by digest: "http://host/all.zip#sha256=<hex>".
+	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -124,6 +129,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Limits == (inventory.Limits{}) {
 		cfg.Limits = inventory.DefaultLimits()
+	}
+	if err := checkSources(cfg.OSV); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{"artifacts", "tmp", "osv"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {

@@ -38,7 +38,8 @@ certificates and rejections, keeps a signed revocation list and a
 transparency log, and re-inspects certified artifacts when a source changes.
 
 --osv takes an osv.dev all.zip file, a directory of OSV JSON records, or an
-http(s) URL of an all.zip (polled with ETag). On first start certd creates
+https URL of an all.zip (polled with ETag); a plain-http URL is accepted only
+with the snapshot's digest pinned: http://host/all.zip#sha256=<hex>. On first start certd creates
 its trust root and keys under DATA/keys (move DATA/keys/offline away) and an
 API token in DATA/admin.token.`,
 		Args: cobra.NoArgs,
