@@ -57,6 +57,8 @@ type Config struct {
 	// exists, else the default policy.
 	Policy []byte
 	// Origin names the transparency log (its checkpoints' first line).
+	// Empty means the origin the certifier root pins; a root made on first
+	// start pins this one (default certroot.DefaultLogOrigin).
 	Origin string
 	// RevocationTTL is how long a revocation list is valid; it is
 	// re-signed with a new version when half of it has passed.
@@ -118,9 +120,6 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = DefaultWatchInterval
 	}
-	if cfg.Origin == "" {
-		cfg.Origin = "ztota-certd/log"
-	}
 	if cfg.VerifierVersion == "" {
 		cfg.VerifierVersion = VerifierVersion
 	}
@@ -155,12 +154,12 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.db = db
-	signer, err := certroot.LogSigner(cfg.Origin, s.online.Log)
+	signer, err := certroot.LogSigner(s.cfg.Origin, s.online.Log)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("log key: %w", err)
 	}
-	if s.log, err = translog.Open(db, cfg.Origin, signer); err != nil {
+	if s.log, err = translog.Open(db, s.cfg.Origin, signer); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening the transparency log: %w", err)
 	}
@@ -197,7 +196,7 @@ func (s *Service) Root() []byte { return s.root.Bytes() }
 func (s *Service) openKeys() error {
 	dir := filepath.Join(s.cfg.DataDir, "keys")
 	if _, err := os.Stat(filepath.Join(dir, "root.json")); errors.Is(err, os.ErrNotExist) {
-		if err := certroot.Init(dir, certroot.Options{Now: s.now()}); err != nil {
+		if err := certroot.Init(dir, certroot.Options{Now: s.now(), LogOrigin: s.cfg.Origin}); err != nil {
 			return fmt.Errorf("creating the certifier's keys: %w", err)
 		}
 		s.logger.Warn("created the certifier's trust root and keys; move the offline root keys off this machine",
@@ -215,6 +214,21 @@ func (s *Service) openKeys() error {
 	}
 	if err := s.root.CheckOnline(s.online); err != nil {
 		return fmt.Errorf("certifier online keys in %s do not match root version %d: %w", dir, s.root.Version(), err)
+	}
+	// The log's origin is the one the root pins; a root made before
+	// origins were pinned keeps the configured (or default) name until the
+	// next root version pins it, and verifiers refuse its receipts.
+	switch pinned, err := s.root.LogOrigin(); {
+	case err != nil:
+		if s.cfg.Origin == "" {
+			s.cfg.Origin = certroot.DefaultLogOrigin
+		}
+		s.logger.Warn("the certifier root pins no log origin: verifiers refuse its log receipts until the root is rotated",
+			"root_version", s.root.Version(), "origin", s.cfg.Origin)
+	case s.cfg.Origin == "":
+		s.cfg.Origin = pinned
+	case s.cfg.Origin != pinned:
+		return fmt.Errorf("certifier root version %d pins the log origin %q, not the configured %q", s.root.Version(), pinned, s.cfg.Origin)
 	}
 	return nil
 }

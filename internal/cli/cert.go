@@ -519,14 +519,14 @@ func certEventsCmd(g *globals) *cobra.Command {
 
 func certKeysCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "keys", Short: "The certifier's trust root and keys"}
-	var dir, alg string
+	var dir, alg, origin string
 	var n, threshold int
 	initC := &cobra.Command{
 		Use:   "init --dir DIR",
 		Short: "Create a certifier trust root with offline root keys and online role keys",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := certroot.Init(dir, certroot.Options{Alg: alg, RootKeys: n, RootThreshold: threshold, Now: time.Now()}); err != nil {
+			if err := certroot.Init(dir, certroot.Options{Alg: alg, RootKeys: n, RootThreshold: threshold, Now: time.Now(), LogOrigin: origin}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "certifier root version 1 written to %s (offline root keys in %s)\n",
@@ -538,13 +538,14 @@ func certKeysCmd(g *globals) *cobra.Command {
 	initC.Flags().StringVar(&alg, "alg", "ed25519", "key algorithm for root and certify/revoke keys (ed25519 or ecdsa-p256)")
 	initC.Flags().IntVar(&n, "root-keys", 1, "number of root keys")
 	initC.Flags().IntVar(&threshold, "threshold", 1, "root signature threshold")
+	initC.Flags().StringVar(&origin, "log-origin", certroot.DefaultLogOrigin, "the transparency log's origin, pinned in the root (certd --origin must match)")
 	initC.MarkFlagRequired("dir")
 	c.AddCommand(initC, certRotateCmd(g))
 	return c
 }
 
 func certRotateCmd(g *globals) *cobra.Command {
-	var dir, alg string
+	var dir, alg, origin string
 	var rootKeys, threshold int
 	var roles []string
 	c := &cobra.Command{
@@ -552,11 +553,14 @@ func certRotateCmd(g *globals) *cobra.Command {
 		Short: "Make the next certifier root version: new root keys and/or new online role keys",
 		Long: `Make the next certifier root version, signed by a threshold of the current
 root keys and a threshold of the new ones. Restart certd to use new online
-keys; clients follow the chain at /v1/roots/N.root.json.`,
+keys; clients follow the chain at /v1/roots/N.root.json. A root made before
+the log origin was pinned gets it in the next version (--log-origin, default
+` + certroot.DefaultLogOrigin + `); verifiers refuse log receipts under a root
+without it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := certroot.Rotate(dir, certroot.RotateOptions{Alg: alg, RootKeys: rootKeys,
-				RootThreshold: threshold, Roles: roles, Now: time.Now()})
+				RootThreshold: threshold, Roles: roles, Now: time.Now(), LogOrigin: origin})
 			if err != nil {
 				return err
 			}
@@ -573,6 +577,7 @@ keys; clients follow the chain at /v1/roots/N.root.json.`,
 	c.Flags().IntVar(&rootKeys, "root-keys", 0, "replace the root keys with this many new ones (0 keeps them)")
 	c.Flags().IntVar(&threshold, "threshold", 0, "the next root threshold (0 keeps it)")
 	c.Flags().StringArrayVar(&roles, "role", nil, "online role that gets a new key (repeatable)")
+	c.Flags().StringVar(&origin, "log-origin", "", "pin this log origin in a root that has none yet (default "+certroot.DefaultLogOrigin+"); a pinned origin cannot change")
 	c.MarkFlagRequired("dir")
 	return c
 }
