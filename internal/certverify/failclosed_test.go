@@ -114,7 +114,9 @@ func TestCheckpointMustBeConsistentWithTheRecordedOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prover := func(oldSize, newSize int64) (tlog.TreeProof, error) { return f.log.ConsistencyProof(ctx, oldSize, newSize) }
+	prover := func(oldSize, newSize int64) (tlog.TreeProof, error) {
+		return f.log.ConsistencyProof(ctx, oldSize, newSize)
+	}
 	liar := func(oldSize, newSize int64) (tlog.TreeProof, error) {
 		p, err := f.log.ConsistencyProof(ctx, oldSize, newSize)
 		if len(p) > 0 {
