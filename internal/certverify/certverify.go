@@ -99,14 +99,14 @@ type Report struct {
 	Checkpoint *translog.Checkpoint
 	// NewestCheckpoint is what the caller should record as its newest
 	// checkpoint: the receipt's if it is newer than PrevCheckpoint, else
-	// PrevCheckpoint. Only set when the whole verification passed.
+	// PrevCheckpoint. It is set as soon as the receipt and its consistency
+	// are verified, even if a later check fails.
 	NewestCheckpoint *translog.Checkpoint
-	// Revocations is the given list once verified.
+	// Revocations is the given list once verified. It is what the caller
+	// should record as its newest list, and is set as soon as the list is
+	// verified, even if the certificate is then refused (a list that
+	// revokes this certificate is exactly the one to keep).
 	Revocations *attest.RevocationList
-	// NewestRevocations is what the caller should record: Revocations, or
-	// PrevRevocations when no list was given. Only set when the whole
-	// verification passed.
-	NewestRevocations *attest.RevocationList
 }
 
 // Verify checks envelope against o.
@@ -120,35 +120,9 @@ func Verify(envelope []byte, o Options) (*Report, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	c, err := attest.Verify(o.Root, envelope, o.Now)
-	if err != nil {
-		return nil, fmt.Errorf("certificate: %w", err)
-	}
-	rep := &Report{Certificate: c}
-	if c.Result.Verdict != attest.VerdictPass {
-		return rep, fmt.Errorf("%w: the certifier's verdict is %q (%s)", ErrNotCertified, c.Result.Verdict, c.Result.Kind)
-	}
-	if !c.Covers(o.ArtifactSHA256) {
-		return rep, fmt.Errorf("%w: the artifact's sha256 is %s", ErrWrongSubject, o.ArtifactSHA256)
-	}
-	newestCP := o.PrevCheckpoint
-	switch {
-	case o.Receipt != nil:
-		kind := o.Kind
-		if kind == "" {
-			kind = c.Result.Kind
-		}
-		cp, err := checkReceipt(o, kind, envelope)
-		if err != nil {
-			return rep, err
-		}
-		rep.Checkpoint = &cp
-		if newestCP, err = consistent(o.PrevCheckpoint, cp, o.Prover); err != nil {
-			return rep, err
-		}
-	case o.RequireReceipt:
-		return rep, fmt.Errorf("%w: no receipt given", ErrNotLogged)
-	}
+	rep := &Report{}
+	// The list first: a valid newer list is recorded even when the
+	// certificate turns out revoked or broken.
 	newestList := o.PrevRevocations
 	switch {
 	case o.Revocations != nil:
@@ -168,6 +142,36 @@ func Verify(envelope []byte, o Options) (*Report, error) {
 	case o.PrevRevocations == nil && o.MinRevocationsVersion > 0:
 		return rep, fmt.Errorf("revocation list: %w: version %d or later is required", ErrNoRevocations, o.MinRevocationsVersion)
 	}
+	c, err := attest.Verify(o.Root, envelope, o.Now)
+	if err != nil {
+		return rep, fmt.Errorf("certificate: %w", err)
+	}
+	rep.Certificate = c
+	if c.Result.Verdict != attest.VerdictPass {
+		return rep, fmt.Errorf("%w: the certifier's verdict is %q (%s)", ErrNotCertified, c.Result.Verdict, c.Result.Kind)
+	}
+	if !c.Covers(o.ArtifactSHA256) {
+		return rep, fmt.Errorf("%w: the artifact's sha256 is %s", ErrWrongSubject, o.ArtifactSHA256)
+	}
+	rep.NewestCheckpoint = o.PrevCheckpoint
+	switch {
+	case o.Receipt != nil:
+		kind := o.Kind
+		if kind == "" {
+			kind = c.Result.Kind
+		}
+		cp, err := checkReceipt(o, kind, envelope)
+		if err != nil {
+			return rep, err
+		}
+		newest, err := consistent(o.PrevCheckpoint, cp, o.Prover)
+		if err != nil {
+			return rep, err
+		}
+		rep.Checkpoint, rep.NewestCheckpoint = &cp, newest
+	case o.RequireReceipt:
+		return rep, fmt.Errorf("%w: no receipt given", ErrNotLogged)
+	}
 	// A revocation stays in force in every later list (attest.ErrForgotten),
 	// so the recorded list still counts when no newer one is given.
 	for _, s := range c.Subjects {
@@ -176,7 +180,6 @@ func Verify(envelope []byte, o Options) (*Report, error) {
 				r.Time.Format(time.RFC3339), r.Advisories, r.Reason)
 		}
 	}
-	rep.NewestCheckpoint, rep.NewestRevocations = newestCP, newestList
 	return rep, nil
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
@@ -23,6 +26,7 @@ import (
 	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/certverify"
 	"github.com/ztota/ztota/internal/translog"
+	"github.com/ztota/ztota/internal/verifystate"
 	"github.com/ztota/ztota/internal/vulnref"
 )
 
@@ -69,7 +73,7 @@ API token in DATA/admin.token.`,
 	c.Flags().StringArrayVar(&cfg.OSV, "osv", nil, "vulnerability source: all.zip, directory or URL (repeatable)")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address to listen on")
 	c.Flags().StringVar(&policyFile, "policy", "", "policy document (default DATA/policy.json or the built-in policy)")
-	c.Flags().StringVar(&cfg.Origin, "origin", "ztota-certd/log", "transparency log origin")
+	c.Flags().StringVar(&cfg.Origin, "origin", "", "transparency log origin (default: the one the certifier root pins)")
 	c.Flags().DurationVar(&cfg.WatchInterval, "watch", certd.DefaultWatchInterval, "how often to check the sources")
 	c.Flags().DurationVar(&cfg.RevocationTTL, "revocation-ttl", certd.DefaultRevocationTTL, "validity of each revocation list")
 	c.MarkFlagRequired("data")
@@ -307,15 +311,26 @@ type certBundle struct {
 }
 
 func verifyCmd(g *globals) *cobra.Command {
-	var rootFile, artifact, revocations string
+	var rootFile, artifact, revocations, stateFile, logURL string
 	var requireLog bool
+	var minRevocations int64
 	c := &cobra.Command{
-		Use:   "verify CERT --root ROOT --artifact FILE [--revocations LIST] [--require-log]",
+		Use:   "verify CERT --root ROOT --artifact FILE [--revocations LIST] [--require-log] [--state FILE]",
 		Short: "Verify a certificate offline",
 		Long: `Verify a certificate offline: its signature under the certifier's root, that
 its subject is the artifact's sha256, the transparency-log receipt when CERT
-is a bundle (written by 'cert submit --out' or 'cert fetch'), and that the
-given signed revocation list is valid and does not revoke it.`,
+is a bundle (written by 'cert submit --out' or 'cert fetch') under the log
+origin the root pins, and that the given signed revocation list is valid and
+does not revoke it.
+
+--state FILE records the newest revocation list and log checkpoint verified,
+and refuses anything older: a revocation list of a lower version (even if
+unexpired), a checkpoint not proved consistent with the recorded one. Without
+a list, the recorded one is still checked. A receipt under another tree than
+the recorded one needs a consistency proof, fetched from --log-url (the
+certification service's URL; the proof is verified, the service need not be
+trusted) — or fetch a fresh bundle. The file only moves forward, and is
+written atomically.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
@@ -347,9 +362,28 @@ given signed revocation list is valid and does not revoke it.`,
 					return err
 				}
 			}
-			rep, err := certverify.Verify(env, o)
-			if err != nil {
-				return err
+			o.MinRevocationsVersion = minRevocations
+			if logURL != "" {
+				o.Prover = logProver(cmd.Context(), root, logURL)
+			}
+			var rep *certverify.Report
+			if stateFile == "" {
+				if rep, err = certverify.Verify(env, o); err != nil {
+					return err
+				}
+			} else {
+				err := verifystate.Update(stateFile, func(st *verifystate.State) error {
+					st.Apply(&o)
+					var verr error
+					rep, verr = certverify.Verify(env, o)
+					if err := st.Advance(rep); err != nil {
+						return errors.Join(verr, err)
+					}
+					return verr
+				})
+				if err != nil {
+					return err
+				}
 			}
 			r := rep.Certificate.Result
 			fmt.Fprintf(g.stdout, "OK  %s certificate %s\n    artifact sha256:%s (%s)\n    db %s, policy %s, verifier %s %s\n    valid until %s\n",
@@ -363,6 +397,8 @@ given signed revocation list is valid and does not revoke it.`,
 			if rep.Revocations != nil {
 				fmt.Fprintf(g.stdout, "    not revoked in list version %d (expires %s)\n", rep.Revocations.Version,
 					rep.Revocations.Expires.Format(time.RFC3339))
+			} else if o.PrevRevocations != nil {
+				fmt.Fprintf(g.stdout, "    not revoked in the recorded list version %d (no newer list given)\n", o.PrevRevocations.Version)
 			} else {
 				fmt.Fprintln(g.stdout, "    revocation NOT checked (no list)")
 			}
@@ -373,8 +409,28 @@ given signed revocation list is valid and does not revoke it.`,
 	c.Flags().StringVar(&artifact, "artifact", "", "the artifact file (or its sha256)")
 	c.Flags().StringVar(&revocations, "revocations", "", "a signed revocation list")
 	c.Flags().BoolVar(&requireLog, "require-log", false, "fail unless CERT is a bundle with a valid log receipt")
+	c.Flags().StringVar(&stateFile, "state", "", "verifier state file: records the newest revocation list and checkpoint, refuses older ones")
+	c.Flags().Int64Var(&minRevocations, "min-revocations-version", 0, "refuse revocation lists below this version")
+	c.Flags().StringVar(&logURL, "log-url", "", "the certification service's URL, to fetch log consistency proofs")
 	c.MarkFlagRequired("root")
 	return c
+}
+
+// logProver fetches consistency proofs from the log of the certification
+// service at base (its /v1/log).
+func logProver(ctx context.Context, root *certroot.Root, base string) certverify.ConsistencyProver {
+	return func(oldSize, newSize int64) (tlog.TreeProof, error) {
+		key, err := root.PinnedLogVerifierKey()
+		if err != nil {
+			return nil, err
+		}
+		v, err := note.NewVerifier(key)
+		if err != nil {
+			return nil, err
+		}
+		c := &translog.Client{BaseURL: strings.TrimSuffix(base, "/") + "/v1/log", Verifier: v}
+		return c.ConsistencyProof(ctx, oldSize, newSize)
+	}
 }
 
 func certFetchCmd(g *globals) *cobra.Command {
