@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-
-	"github.com/ztota/ztota/internal/vulnfixture"
 )
 
 // TestPlainHTTPSourceIsRefusedUnlessPinned performs the smaller point of
@@ -23,9 +21,7 @@ import (
 // bytes (ErrSourceDigest); an https source that redirects to plain http is
 // refused.
 func TestPlainHTTPSourceIsRefusedUnlessPinned(t *testing.T) {
-	data := osvData(t)
-	good := readFile(t, filepath.Join(data, vulnfixture.Snapshot20250101+".zip"))
-	other := readFile(t, filepath.Join(data, vulnfixture.Snapshot20250701+".zip"))
+	good, other := synthZip(t, "TEST-0001"), synthZip(t, "TEST-0002")
 	sum := sha256.Sum256(good)
 	pin := hex.EncodeToString(sum[:])
 	serve := func(body []byte) *httptest.Server {
@@ -70,4 +66,12 @@ func TestPlainHTTPSourceIsRefusedUnlessPinned(t *testing.T) {
 	if _, err := open(tls.URL+"/all.zip", tls.Client()); !errors.Is(err, ErrInsecureSource) {
 		t.Fatalf("https redirected to http: %v, want ErrInsecureSource", err)
 	}
+}
+
+// synthZip is an OSV all.zip holding one synthetic record.
+func synthZip(t *testing.T, id string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	record(t, dir, id, "libfoo", "2.0-1", false)
+	return zipOf(t, map[string][]byte{id + ".json": readFile(t, filepath.Join(dir, id+".json"))})
 }
