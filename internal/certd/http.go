@@ -104,6 +104,9 @@ func (s *Service) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// maxJSONDepth bounds the nesting of JSON request bodies.
+const maxJSONDepth = 32
+
 var (
 	shaRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -437,7 +440,7 @@ func (s *Service) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "reading body: %v", err))
 		return
 	}
-	if err := strictjson.Decode(body, &req); err != nil {
+	if err := strictjson.DecodeUnique(body, &req, maxJSONDepth); err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "malformed JSON: %v", err))
 		return
 	}

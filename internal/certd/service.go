@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/certpolicy"
 	"github.com/ztota/ztota/internal/certroot"
@@ -55,6 +57,8 @@ type Config struct {
 	// exists, else the default policy.
 	Policy []byte
 	// Origin names the transparency log (its checkpoints' first line).
+	// Empty means the origin the certifier root pins; a root made on first
+	// start pins this one (default certroot.DefaultLogOrigin).
 	Origin string
 	// RevocationTTL is how long a revocation list is valid; it is
 	// re-signed with a new version when half of it has passed.
@@ -69,6 +73,10 @@ type Config struct {
 	MaxSubmission int64
 	// Limits bound what the verifier reads from artifacts and SBOMs.
 	Limits inventory.Limits
+	// HTTPClient fetches URL sources; nil means a default client. Either
+	// way a source is https (redirects away from https are refused) or
+	// pinned by digest: "http://host/all.zip#sha256=<hex>".
+	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -112,9 +120,6 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = DefaultWatchInterval
 	}
-	if cfg.Origin == "" {
-		cfg.Origin = "ztota-certd/log"
-	}
 	if cfg.VerifierVersion == "" {
 		cfg.VerifierVersion = VerifierVersion
 	}
@@ -123,6 +128,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Limits == (inventory.Limits{}) {
 		cfg.Limits = inventory.DefaultLimits()
+	}
+	if err := checkSources(cfg.OSV); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{"artifacts", "tmp", "osv"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
@@ -146,12 +154,12 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.db = db
-	signer, err := certroot.LogSigner(cfg.Origin, s.online.Log)
+	signer, err := certroot.LogSigner(s.cfg.Origin, s.online.Log)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("log key: %w", err)
 	}
-	if s.log, err = translog.Open(db, cfg.Origin, signer); err != nil {
+	if s.log, err = translog.Open(db, s.cfg.Origin, signer); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening the transparency log: %w", err)
 	}
@@ -188,7 +196,7 @@ func (s *Service) Root() []byte { return s.root.Bytes() }
 func (s *Service) openKeys() error {
 	dir := filepath.Join(s.cfg.DataDir, "keys")
 	if _, err := os.Stat(filepath.Join(dir, "root.json")); errors.Is(err, os.ErrNotExist) {
-		if err := certroot.Init(dir, certroot.Options{Now: s.now()}); err != nil {
+		if err := certroot.Init(dir, certroot.Options{Now: s.now(), LogOrigin: s.cfg.Origin}); err != nil {
 			return fmt.Errorf("creating the certifier's keys: %w", err)
 		}
 		s.logger.Warn("created the certifier's trust root and keys; move the offline root keys off this machine",
@@ -206,6 +214,21 @@ func (s *Service) openKeys() error {
 	}
 	if err := s.root.CheckOnline(s.online); err != nil {
 		return fmt.Errorf("certifier online keys in %s do not match root version %d: %w", dir, s.root.Version(), err)
+	}
+	// The log's origin is the one the root pins; a root made before
+	// origins were pinned keeps the configured (or default) name until the
+	// next root version pins it, and verifiers refuse its receipts.
+	switch pinned, err := s.root.LogOrigin(); {
+	case err != nil:
+		if s.cfg.Origin == "" {
+			s.cfg.Origin = certroot.DefaultLogOrigin
+		}
+		s.logger.Warn("the certifier root pins no log origin: verifiers refuse its log receipts until the root is rotated",
+			"root_version", s.root.Version(), "origin", s.cfg.Origin)
+	case s.cfg.Origin == "":
+		s.cfg.Origin = pinned
+	case s.cfg.Origin != pinned:
+		return fmt.Errorf("certifier root version %d pins the log origin %q, not the configured %q", s.root.Version(), pinned, s.cfg.Origin)
 	}
 	return nil
 }
@@ -349,7 +372,7 @@ func (s *Service) Submit(ctx context.Context, name string, artifact io.Reader, s
 	}
 	dst := s.artifactPath(sha)
 	if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
-		if err := os.Rename(tmp.Name(), dst); err != nil {
+		if err := atomicfile.Rename(tmp.Name(), dst); err != nil {
 			return nil, err
 		}
 	}

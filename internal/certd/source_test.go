@@ -12,7 +12,7 @@ import (
 	"github.com/ztota/ztota/internal/vulnfixture"
 )
 
-// TestURLSourceIsPolledWithETag: an http source is fetched once, then
+// TestURLSourceIsPolledWithETag: an https source is fetched once, then
 // answered 304 while unchanged, and applied when its content changes.
 func TestURLSourceIsPolledWithETag(t *testing.T) {
 	data := osvData(t)
@@ -20,7 +20,7 @@ func TestURLSourceIsPolledWithETag(t *testing.T) {
 	body := readFile(t, filepath.Join(data, vulnfixture.Snapshot20250101+".zip"))
 	etag := `"v1"`
 	var full, notModified int
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.Header.Get("If-None-Match") == etag {
@@ -33,7 +33,7 @@ func TestURLSourceIsPolledWithETag(t *testing.T) {
 		w.Write(body)
 	}))
 	defer srv.Close()
-	s := newService(t, srv.URL+"/Go/all.zip", nil)
+	s := newService(t, srv.URL+"/Go/all.zip", func(c *Config) { c.HTTPClient = srv.Client() })
 	first := s.vdb.ID()
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/package-url/packageurl-go"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/osvdb"
 	"github.com/ztota/ztota/internal/vulnref"
@@ -163,16 +164,20 @@ func (s *Service) fetchSource(ctx context.Context, spec, knownStamp string) (*os
 		}
 		return db, stamp, nil
 	}
+	src, err := parseSourceURL(spec)
+	if err != nil {
+		return nil, "", err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, spec, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src.fetch, nil)
 	if err != nil {
 		return nil, "", err
 	}
 	if knownStamp != "" {
 		req.Header.Set("If-None-Match", knownStamp)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := sourceClient(s.cfg.HTTPClient, src).Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("vulnerability source %s: %w", spec, err)
 	}
@@ -189,12 +194,18 @@ func (s *Service) fetchSource(ctx context.Context, spec, knownStamp string) (*os
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	n, err := io.Copy(tmp, io.LimitReader(resp.Body, lim.MaxArchiveBytes+1))
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, lim.MaxArchiveBytes+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("vulnerability source %s: %w", spec, err)
 	}
 	if n > lim.MaxArchiveBytes {
 		return nil, "", fmt.Errorf("vulnerability source %s: larger than %d bytes", spec, lim.MaxArchiveBytes)
+	}
+	if src.pin != "" {
+		if got := hex.EncodeToString(h.Sum(nil)); got != src.pin {
+			return nil, "", fmt.Errorf("vulnerability source %s: %w: got %s", spec, ErrSourceDigest, got)
+		}
 	}
 	db, err := osvdb.LoadZip(tmp, n, spec, lim)
 	if err != nil {
@@ -365,7 +376,7 @@ func (s *Service) Upload(ctx context.Context, i int, r io.Reader) (*UpdateReport
 	if err := tmp.Sync(); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.cfg.DataDir, "osv", name)); err != nil {
+	if err := atomicfile.Rename(tmp.Name(), filepath.Join(s.cfg.DataDir, "osv", name)); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()

@@ -213,9 +213,9 @@ func Parse(data []byte) (*Policy, error) {
 	return p, nil
 }
 
-// decodeStrict decodes one JSON value, rejecting unknown fields and
-// trailing data.
-func decodeStrict(data []byte, v any) error { return strictjson.Decode(data, v) }
+// decodeStrict decodes one JSON value, rejecting unknown fields, duplicate
+// (case-folded) keys, invalid UTF-8 and trailing data.
+func decodeStrict(data []byte, v any) error { return strictjson.DecodeUnique(data, v, 64) }
 
 func isNull(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)

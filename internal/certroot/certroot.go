@@ -70,7 +70,28 @@ type Root struct {
 type RoleSpec struct {
 	Keys      []crypto.PublicKey
 	Threshold int
+	// Origin is the transparency log's origin (the first line of its
+	// checkpoints) that the log role's key speaks for; log role only.
+	// Empty builds a root without a pinned origin, as made before origins
+	// were pinned (tests of the migration only).
+	Origin string
 }
+
+// LogOriginField is the extra field of the log role naming the log origin
+// the role's key speaks for.
+const LogOriginField = "origin"
+
+// DefaultLogOrigin is the origin Init pins unless told otherwise, and the
+// certification service's default log name.
+const DefaultLogOrigin = "ztota-certd/log"
+
+// MaxOriginLength bounds a log origin.
+const MaxOriginLength = 255
+
+// ErrNoLogOrigin is returned for a root that pins no log origin: it was
+// made before origins were pinned, and log receipts cannot be checked
+// under it until the next root version pins one (Rotate adds it).
+var ErrNoLogOrigin = errors.New("certification root pins no transparency-log origin")
 
 // Parse decodes a certification root and checks that it is self-consistent
 // (see the package documentation). It does not check any signature: use
@@ -124,8 +145,14 @@ func (r *Root) check() error {
 		if !ok || role == nil {
 			return fmt.Errorf("role %q missing", name)
 		}
-		if len(role.UnrecognizedFields) != 0 {
-			return fmt.Errorf("role %q: unknown fields", name)
+		if extra := len(role.UnrecognizedFields); extra != 0 {
+			origin, isString := role.UnrecognizedFields[LogOriginField].(string)
+			if name != RoleLog || extra != 1 || !isString {
+				return fmt.Errorf("role %q: unknown fields", name)
+			}
+			if err := checkOrigin(origin); err != nil {
+				return fmt.Errorf("role %q: %v", name, err)
+			}
 		}
 		n := len(role.KeyIDs)
 		if n == 0 || n > MaxKeysPerRole {
@@ -157,6 +184,30 @@ func (r *Root) check() error {
 		return fmt.Errorf("role %q must use an ed25519 key", RoleLog)
 	}
 	return nil
+}
+
+// checkOrigin checks a log origin: a signed-note name (non-empty, printable,
+// no spaces or '+') of at most MaxOriginLength bytes.
+func checkOrigin(origin string) error {
+	if origin == "" || len(origin) > MaxOriginLength {
+		return fmt.Errorf("log origin must be 1 to %d bytes", MaxOriginLength)
+	}
+	for _, r := range origin {
+		if r <= ' ' || r == '+' || r > '~' {
+			return fmt.Errorf("log origin %q: only printable ASCII without spaces or '+'", origin)
+		}
+	}
+	return nil
+}
+
+// LogOrigin returns the transparency-log origin the root pins for its log
+// key, or ErrNoLogOrigin for a root made before origins were pinned.
+func (r *Root) LogOrigin() (string, error) {
+	origin, _ := r.md.Signed.Roles[RoleLog].UnrecognizedFields[LogOriginField].(string)
+	if origin == "" {
+		return "", fmt.Errorf("%w (root version %d): rotate the root to pin it", ErrNoLogOrigin, r.Version())
+	}
+	return origin, nil
 }
 
 // canonicalKey checks that k is an ed25519 or ECDSA P-256 key in the exact
@@ -314,6 +365,9 @@ func (r *Root) spec(role string) RoleSpec {
 		s.Keys = append(s.Keys, r.pub[id])
 	}
 	s.Threshold = r.Threshold(role)
+	if role == RoleLog {
+		s.Origin, _ = r.LogOrigin()
+	}
 	return s
 }
 
@@ -356,6 +410,12 @@ func Build(version int64, roles map[string]RoleSpec, expires time.Time, signers 
 		}
 		sort.Slice(ks, func(i, j int) bool { return ks[i].id < ks[j].id })
 		md.Signed.Roles[name] = &metadata.Role{KeyIDs: []string{}, Threshold: spec.Threshold}
+		if spec.Origin != "" {
+			if name != RoleLog {
+				return nil, fmt.Errorf("role %s: only the log role names an origin", name)
+			}
+			md.Signed.Roles[name].UnrecognizedFields = map[string]any{LogOriginField: spec.Origin}
+		}
 		for _, k := range ks {
 			if err := md.Signed.AddKey(k.k, name); err != nil {
 				return nil, err

@@ -12,7 +12,8 @@
 //	certify  online; signs certificates, rejections and re-inspection results
 //	revoke   online; signs revocation lists
 //	log      online; signs transparency-log checkpoints (one ed25519 key, as
-//	         golang.org/x/mod/sumdb/note requires)
+//	         golang.org/x/mod/sumdb/note requires) and pins the log's
+//	         origin in its extra field "origin"
 //
 // go-tuf's metadata package accepts a root whose role map differs from the
 // four TUF top-level roles (it neither requires targets, snapshot and
@@ -26,7 +27,20 @@
 // Parse also insists on one canonical form: every key id is the TUF key id
 // of the key it names (so one public key has one id), no key serves two
 // roles, every threshold is between 1 and the role's key count, and no
-// unknown fields appear anywhere.
+// unknown fields appear anywhere (but the log role's "origin").
+//
+// # The log origin
+//
+// The log role names the origin of the transparency log its key speaks for
+// ("origin": "ztota-certd/log", the first line of every checkpoint), signed
+// with the rest of the root. A verifier checks receipts and checkpoints
+// against that pinned origin (PinnedLogVerifierKey), never against the
+// origin a checkpoint names itself. Roots made before the origin was pinned
+// still parse and still verify as links of a root chain, but LogOrigin
+// returns ErrNoLogOrigin for them and receipt checks under them fail: the
+// migration is the next root version, which Rotate makes with the origin
+// added (RotateOptions.LogOrigin, default DefaultLogOrigin). Once pinned,
+// Rotate keeps the origin unchanged.
 //
 // # Rotation
 //

@@ -36,6 +36,18 @@ func (r *Root) LogVerifierKey(name string) (string, error) {
 	return vkey, nil
 }
 
+// PinnedLogVerifierKey returns the verifier key text of the log role's key
+// under the origin the root pins. Receipts and checkpoints are checked with
+// it, never with an origin read from the checkpoint itself. A root that
+// pins no origin yields ErrNoLogOrigin.
+func (r *Root) PinnedLogVerifierKey() (string, error) {
+	origin, err := r.LogOrigin()
+	if err != nil {
+		return "", err
+	}
+	return r.LogVerifierKey(origin)
+}
+
 // LogSigner returns a signed-note signer named name over the ed25519 key k
 // (the online log key), matching LogVerifierKey(name) of a root that lists
 // k as its log key.

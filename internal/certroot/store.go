@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/keys"
 )
 
@@ -46,6 +47,9 @@ type Options struct {
 	Expires time.Duration
 	// Now is the current time (default time.Now()).
 	Now time.Time
+	// LogOrigin is the transparency log's origin pinned in the log role
+	// (default DefaultLogOrigin).
+	LogOrigin string
 }
 
 // Init makes a new trust directory in dir (see the package documentation
@@ -72,6 +76,12 @@ func Init(dir string, o Options) error {
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
+	}
+	if o.LogOrigin == "" {
+		o.LogOrigin = DefaultLogOrigin
+	}
+	if err := checkOrigin(o.LogOrigin); err != nil {
+		return err
 	}
 	if _, err := keys.Generate(o.Alg); err != nil {
 		return err
@@ -121,6 +131,7 @@ func Init(dir string, o Options) error {
 		}
 		specs[role] = RoleSpec{Keys: []crypto.PublicKey{k.Public()}, Threshold: 1}
 	}
+	specs[RoleLog] = RoleSpec{Keys: specs[RoleLog].Keys, Threshold: 1, Origin: o.LogOrigin}
 	data, err := Build(1, specs, o.Now.Add(o.Expires), rootKeys...)
 	if err != nil {
 		return err
@@ -152,6 +163,12 @@ type RotateOptions struct {
 	Expires time.Duration
 	// Now is the current time (default time.Now()).
 	Now time.Time
+	// LogOrigin pins the log origin in a root that has none yet (a root
+	// made before origins were pinned); empty means DefaultLogOrigin. A
+	// pinned origin is kept: LogOrigin may only repeat it, since a new
+	// origin is a new log whose checkpoints verifiers could not relate to
+	// the ones they recorded.
+	LogOrigin string
 }
 
 // LoadCurrent reads and trusts dir's current root (its own threshold is
@@ -276,8 +293,22 @@ func Rotate(dir string, o RotateOptions) ([]byte, error) {
 			return nil, err
 		}
 		newOnline[role] = k
-		specs[role] = RoleSpec{Keys: []crypto.PublicKey{k.Public()}, Threshold: 1}
+		specs[role] = RoleSpec{Keys: []crypto.PublicKey{k.Public()}, Threshold: 1, Origin: specs[role].Origin}
 	}
+	// Migration: a root made before log origins were pinned gets one now.
+	log := specs[RoleLog]
+	switch {
+	case log.Origin == "" && o.LogOrigin == "":
+		log.Origin = DefaultLogOrigin
+	case log.Origin == "":
+		if err := checkOrigin(o.LogOrigin); err != nil {
+			return nil, err
+		}
+		log.Origin = o.LogOrigin
+	case o.LogOrigin != "" && o.LogOrigin != log.Origin:
+		return nil, fmt.Errorf("root version %d pins the log origin %q; it cannot change to %q", cur.Version(), log.Origin, o.LogOrigin)
+	}
+	specs[RoleLog] = log
 
 	data, err := Build(v, specs, o.Now.Add(o.Expires), signers...)
 	if err != nil {
@@ -317,12 +348,12 @@ func Rotate(dir string, o RotateOptions) ([]byte, error) {
 			return nil, err
 		}
 		for _, p := range heldFiles {
-			if err := os.Rename(p, filepath.Join(retired, filepath.Base(p))); err != nil {
+			if err := atomicfile.Rename(p, filepath.Join(retired, filepath.Base(p))); err != nil {
 				return nil, err
 			}
 		}
 		for i := range newRoot {
-			if err := os.Rename(filepath.Join(stage, RootKeyFile(i+1)), filepath.Join(off, RootKeyFile(i+1))); err != nil {
+			if err := atomicfile.Rename(filepath.Join(stage, RootKeyFile(i+1)), filepath.Join(off, RootKeyFile(i+1))); err != nil {
 				return nil, err
 			}
 		}
@@ -333,11 +364,11 @@ func Rotate(dir string, o RotateOptions) ([]byte, error) {
 	for _, role := range o.Roles {
 		kf := filepath.Join(on, OnlineKeyFile(role))
 		if _, err := os.Lstat(kf); err == nil {
-			if err := os.Rename(kf, fmt.Sprintf("%s.retired-%d", kf, cur.Version())); err != nil {
+			if err := atomicfile.Rename(kf, fmt.Sprintf("%s.retired-%d", kf, cur.Version())); err != nil {
 				return nil, err
 			}
 		}
-		if err := os.Rename(staged(role), kf); err != nil {
+		if err := atomicfile.Rename(staged(role), kf); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,13 +16,17 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/certclient"
 	"github.com/ztota/ztota/internal/certd"
 	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/certverify"
 	"github.com/ztota/ztota/internal/translog"
+	"github.com/ztota/ztota/internal/verifystate"
 	"github.com/ztota/ztota/internal/vulnref"
 )
 
@@ -37,7 +42,8 @@ certificates and rejections, keeps a signed revocation list and a
 transparency log, and re-inspects certified artifacts when a source changes.
 
 --osv takes an osv.dev all.zip file, a directory of OSV JSON records, or an
-http(s) URL of an all.zip (polled with ETag). On first start certd creates
+https URL of an all.zip (polled with ETag); a plain-http URL is accepted only
+with the snapshot's digest pinned: http://host/all.zip#sha256=<hex>. On first start certd creates
 its trust root and keys under DATA/keys (move DATA/keys/offline away) and an
 API token in DATA/admin.token.`,
 		Args: cobra.NoArgs,
@@ -67,7 +73,7 @@ API token in DATA/admin.token.`,
 	c.Flags().StringArrayVar(&cfg.OSV, "osv", nil, "vulnerability source: all.zip, directory or URL (repeatable)")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address to listen on")
 	c.Flags().StringVar(&policyFile, "policy", "", "policy document (default DATA/policy.json or the built-in policy)")
-	c.Flags().StringVar(&cfg.Origin, "origin", "ztota-certd/log", "transparency log origin")
+	c.Flags().StringVar(&cfg.Origin, "origin", "", "transparency log origin (default: the one the certifier root pins)")
 	c.Flags().DurationVar(&cfg.WatchInterval, "watch", certd.DefaultWatchInterval, "how often to check the sources")
 	c.Flags().DurationVar(&cfg.RevocationTTL, "revocation-ttl", certd.DefaultRevocationTTL, "validity of each revocation list")
 	c.MarkFlagRequired("data")
@@ -190,7 +196,7 @@ func certSubmitCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(out, b, 0o644); err != nil {
+				if err := atomicfile.WriteFile(out, b, 0o644); err != nil {
 					return err
 				}
 			}
@@ -305,15 +311,26 @@ type certBundle struct {
 }
 
 func verifyCmd(g *globals) *cobra.Command {
-	var rootFile, artifact, revocations string
+	var rootFile, artifact, revocations, stateFile, logURL string
 	var requireLog bool
+	var minRevocations int64
 	c := &cobra.Command{
-		Use:   "verify CERT --root ROOT --artifact FILE [--revocations LIST] [--require-log]",
+		Use:   "verify CERT --root ROOT --artifact FILE [--revocations LIST] [--require-log] [--state FILE]",
 		Short: "Verify a certificate offline",
 		Long: `Verify a certificate offline: its signature under the certifier's root, that
 its subject is the artifact's sha256, the transparency-log receipt when CERT
-is a bundle (written by 'cert submit --out' or 'cert fetch'), and that the
-given signed revocation list is valid and does not revoke it.`,
+is a bundle (written by 'cert submit --out' or 'cert fetch') under the log
+origin the root pins, and that the given signed revocation list is valid and
+does not revoke it.
+
+--state FILE records the newest revocation list and log checkpoint verified,
+and refuses anything older: a revocation list of a lower version (even if
+unexpired), a checkpoint not proved consistent with the recorded one. Without
+a list, the recorded one is still checked. A receipt under another tree than
+the recorded one needs a consistency proof, fetched from --log-url (the
+certification service's URL; the proof is verified, the service need not be
+trusted) — or fetch a fresh bundle. The file only moves forward, and is
+written atomically.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])
@@ -345,9 +362,28 @@ given signed revocation list is valid and does not revoke it.`,
 					return err
 				}
 			}
-			rep, err := certverify.Verify(env, o)
-			if err != nil {
-				return err
+			o.MinRevocationsVersion = minRevocations
+			if logURL != "" {
+				o.Prover = logProver(cmd.Context(), root, logURL)
+			}
+			var rep *certverify.Report
+			if stateFile == "" {
+				if rep, err = certverify.Verify(env, o); err != nil {
+					return err
+				}
+			} else {
+				err := verifystate.Update(stateFile, func(st *verifystate.State) error {
+					st.Apply(&o)
+					var verr error
+					rep, verr = certverify.Verify(env, o)
+					if err := st.Advance(rep); err != nil {
+						return errors.Join(verr, err)
+					}
+					return verr
+				})
+				if err != nil {
+					return err
+				}
 			}
 			r := rep.Certificate.Result
 			fmt.Fprintf(g.stdout, "OK  %s certificate %s\n    artifact sha256:%s (%s)\n    db %s, policy %s, verifier %s %s\n    valid until %s\n",
@@ -361,6 +397,8 @@ given signed revocation list is valid and does not revoke it.`,
 			if rep.Revocations != nil {
 				fmt.Fprintf(g.stdout, "    not revoked in list version %d (expires %s)\n", rep.Revocations.Version,
 					rep.Revocations.Expires.Format(time.RFC3339))
+			} else if o.PrevRevocations != nil {
+				fmt.Fprintf(g.stdout, "    not revoked in the recorded list version %d (no newer list given)\n", o.PrevRevocations.Version)
 			} else {
 				fmt.Fprintln(g.stdout, "    revocation NOT checked (no list)")
 			}
@@ -371,8 +409,28 @@ given signed revocation list is valid and does not revoke it.`,
 	c.Flags().StringVar(&artifact, "artifact", "", "the artifact file (or its sha256)")
 	c.Flags().StringVar(&revocations, "revocations", "", "a signed revocation list")
 	c.Flags().BoolVar(&requireLog, "require-log", false, "fail unless CERT is a bundle with a valid log receipt")
+	c.Flags().StringVar(&stateFile, "state", "", "verifier state file: records the newest revocation list and checkpoint, refuses older ones")
+	c.Flags().Int64Var(&minRevocations, "min-revocations-version", 0, "refuse revocation lists below this version")
+	c.Flags().StringVar(&logURL, "log-url", "", "the certification service's URL, to fetch log consistency proofs")
 	c.MarkFlagRequired("root")
 	return c
+}
+
+// logProver fetches consistency proofs from the log of the certification
+// service at base (its /v1/log).
+func logProver(ctx context.Context, root *certroot.Root, base string) certverify.ConsistencyProver {
+	return func(oldSize, newSize int64) (tlog.TreeProof, error) {
+		key, err := root.PinnedLogVerifierKey()
+		if err != nil {
+			return nil, err
+		}
+		v, err := note.NewVerifier(key)
+		if err != nil {
+			return nil, err
+		}
+		c := &translog.Client{BaseURL: strings.TrimSuffix(base, "/") + "/v1/log", Verifier: v}
+		return c.ConsistencyProof(ctx, oldSize, newSize)
+	}
 }
 
 func certFetchCmd(g *globals) *cobra.Command {
@@ -411,7 +469,7 @@ func certFetchCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				if err := atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 					return err
 				}
 			}
@@ -517,14 +575,14 @@ func certEventsCmd(g *globals) *cobra.Command {
 
 func certKeysCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "keys", Short: "The certifier's trust root and keys"}
-	var dir, alg string
+	var dir, alg, origin string
 	var n, threshold int
 	initC := &cobra.Command{
 		Use:   "init --dir DIR",
 		Short: "Create a certifier trust root with offline root keys and online role keys",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := certroot.Init(dir, certroot.Options{Alg: alg, RootKeys: n, RootThreshold: threshold, Now: time.Now()}); err != nil {
+			if err := certroot.Init(dir, certroot.Options{Alg: alg, RootKeys: n, RootThreshold: threshold, Now: time.Now(), LogOrigin: origin}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "certifier root version 1 written to %s (offline root keys in %s)\n",
@@ -536,13 +594,14 @@ func certKeysCmd(g *globals) *cobra.Command {
 	initC.Flags().StringVar(&alg, "alg", "ed25519", "key algorithm for root and certify/revoke keys (ed25519 or ecdsa-p256)")
 	initC.Flags().IntVar(&n, "root-keys", 1, "number of root keys")
 	initC.Flags().IntVar(&threshold, "threshold", 1, "root signature threshold")
+	initC.Flags().StringVar(&origin, "log-origin", certroot.DefaultLogOrigin, "the transparency log's origin, pinned in the root (certd --origin must match)")
 	initC.MarkFlagRequired("dir")
 	c.AddCommand(initC, certRotateCmd(g))
 	return c
 }
 
 func certRotateCmd(g *globals) *cobra.Command {
-	var dir, alg string
+	var dir, alg, origin string
 	var rootKeys, threshold int
 	var roles []string
 	c := &cobra.Command{
@@ -550,11 +609,14 @@ func certRotateCmd(g *globals) *cobra.Command {
 		Short: "Make the next certifier root version: new root keys and/or new online role keys",
 		Long: `Make the next certifier root version, signed by a threshold of the current
 root keys and a threshold of the new ones. Restart certd to use new online
-keys; clients follow the chain at /v1/roots/N.root.json.`,
+keys; clients follow the chain at /v1/roots/N.root.json. A root made before
+the log origin was pinned gets it in the next version (--log-origin, default
+` + certroot.DefaultLogOrigin + `); verifiers refuse log receipts under a root
+without it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := certroot.Rotate(dir, certroot.RotateOptions{Alg: alg, RootKeys: rootKeys,
-				RootThreshold: threshold, Roles: roles, Now: time.Now()})
+				RootThreshold: threshold, Roles: roles, Now: time.Now(), LogOrigin: origin})
 			if err != nil {
 				return err
 			}
@@ -571,6 +633,7 @@ keys; clients follow the chain at /v1/roots/N.root.json.`,
 	c.Flags().IntVar(&rootKeys, "root-keys", 0, "replace the root keys with this many new ones (0 keeps them)")
 	c.Flags().IntVar(&threshold, "threshold", 0, "the next root threshold (0 keeps it)")
 	c.Flags().StringArrayVar(&roles, "role", nil, "online role that gets a new key (repeatable)")
+	c.Flags().StringVar(&origin, "log-origin", "", "pin this log origin in a root that has none yet (default "+certroot.DefaultLogOrigin+"); a pinned origin cannot change")
 	c.MarkFlagRequired("dir")
 	return c
 }

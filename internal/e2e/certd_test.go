@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -87,6 +88,14 @@ func TestCertificationServiceRealProcesses(t *testing.T) {
 	if out, errOut, code := verify("recent"); code != 0 || !strings.Contains(out, "in log") {
 		t.Fatalf("verify recent: exit %d\n%s%s", code, out, errOut)
 	}
+	// Attack 4 of issue 6 through real processes: keep this list (it does
+	// not revoke recent) and record it in a verifier state file.
+	state, oldList := filepath.Join(dir, "verify-state.json"), filepath.Join(dir, "revocations-old.json")
+	copyInto(t, filepath.Join(off, "revocations.json"), oldList)
+	if out, errOut, code := ztotaExit(t, "verify", filepath.Join(off, "bundle.json"), "--root", root, "--artifact", path["recent"],
+		"--revocations", oldList, "--require-log", "--state", state); code != 0 {
+		t.Fatalf("verify recent with state: exit %d\n%s%s", code, out, errOut)
+	}
 	// The wrong artifact is refused.
 	if _, errOut, code := ztotaExit(t, "verify", filepath.Join(dir, "recent.bundle.json"), "--root", root,
 		"--artifact", path["control"]); code != 1 || !strings.Contains(errOut, "another artifact") {
@@ -115,6 +124,27 @@ func TestCertificationServiceRealProcesses(t *testing.T) {
 	}
 	if out, errOut, code := verify("control"); code != 0 {
 		t.Fatalf("verify control: exit %d\n%s%s", code, out, errOut)
+	}
+	// With the state: the newer list is recorded by the run that finds
+	// recent revoked (its older receipt proved consistent with the recorded
+	// checkpoint through --log-url); the old list replayed is then refused
+	// as a rollback and the state file does not change.
+	out, errOut, code = ztotaExit(t, "verify", filepath.Join(dir, "recent.bundle.json"), "--root", root, "--artifact", path["recent"],
+		"--revocations", filepath.Join(off, "revocations.json"), "--require-log", "--state", state, "--log-url", "http://"+addr)
+	if code != 1 || !strings.Contains(errOut, "certificate revoked") {
+		t.Fatalf("verify revoked recent with state: exit %d\n%s%s", code, out, errOut)
+	}
+	recorded, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = ztotaExit(t, "verify", filepath.Join(dir, "recent.bundle.json"), "--root", root, "--artifact", path["recent"],
+		"--revocations", oldList, "--require-log", "--state", state, "--log-url", "http://"+addr)
+	if code != 1 || !strings.Contains(errOut, "older than the trusted one") {
+		t.Fatalf("the old list replayed with state: exit %d, want a rollback refusal\n%s%s", code, out, errOut)
+	}
+	if again, _ := os.ReadFile(state); !bytes.Equal(again, recorded) {
+		t.Fatal("a refused replay changed the verifier state")
 	}
 	list := ztota(t, append([]string{"cert", "list", "--state", "revoked"}, api...)...)
 	if !strings.Contains(list, "recent") || strings.Contains(list, "control") {

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/strictjson"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
 
@@ -116,19 +116,11 @@ func decodeJSONBytes(body []byte, max int64, v any) error {
 	if int64(len(body)) > max {
 		return errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", max)
 	}
-	if !utf8.Valid(body) {
-		return errorf(http.StatusBadRequest, "body is not valid UTF-8")
-	}
-	if err := checkDuplicateKeys(body); err != nil {
-		return errorf(http.StatusBadRequest, "%v", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// The one strict decoder (internal/strictjson): valid UTF-8, no key
+	// twice in an object (case-folded, as encoding/json matches fields),
+	// no unknown fields, nothing after the value.
+	if err := strictjson.DecodeUnique(body, v, 64); err != nil {
 		return errorf(http.StatusBadRequest, "malformed JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, "malformed JSON: trailing data after the object")
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ztota/ztota/internal/atomicfile"
 )
 
 // ArtifactPath returns where an artifact with the given hex sha256 lives.
@@ -51,7 +53,9 @@ func (s *Store) PutArtifact(ctx context.Context, r io.Reader, length int64, want
 	if err := tmp.Sync(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
+	// Rename and fsync the directory: a published artifact must survive a
+	// crash once its row is written.
+	if err := atomicfile.Rename(tmp.Name(), final); err != nil {
 		return err
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT OR IGNORE INTO artifacts (sha256, length, created) VALUES (?,?,?)`, wantSHA, length, unix(time.Now()))

@@ -115,9 +115,10 @@ func (c *Client) get(ctx context.Context, path string, query url.Values, max int
 	return body, nil
 }
 
-// decodeStrict decodes one JSON object with no unknown fields or trailing data.
+// decodeStrict decodes one JSON object with no unknown fields, duplicate
+// (case-folded) keys or trailing data.
 func decodeStrict(body []byte, v any) error {
-	if err := strictjson.Decode(body, v); err != nil {
+	if err := strictjson.DecodeUnique(body, v, 16); err != nil {
 		return fmt.Errorf("malformed response: %w", err)
 	}
 	return nil

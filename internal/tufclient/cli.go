@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ztota/ztota/internal/atomicfile"
 )
 
 // fakeTimeEnv is the variable the faketime wrapper sets for the child.
@@ -187,19 +189,7 @@ func initRoot(dir, rootFile string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create metadata directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".root-*.tmp")
-	if err != nil {
-		return fmt.Errorf("write trusted root: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write trusted root: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write trusted root: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, "root.json")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "root.json"), data, 0o600); err != nil {
 		return fmt.Errorf("write trusted root: %w", err)
 	}
 	return nil
