@@ -45,7 +45,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /director/{device}/{file}", s.device(s.serveDirectorMeta))
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	mux.HandleFunc("POST /v1/devices/{device}/reports", s.device(s.handleReports))
-	mux.HandleFunc("PUT /v1/artifacts/{sha}", s.scoped(ScopeIntegrator, s.handlePutArtifact))
+	mux.HandleFunc("PUT /v1/artifacts/{sha}", s.scoped(ScopeIntegrator, s.uploadDeadline(s.handlePutArtifact)))
 	mux.HandleFunc("GET /v1/image/targets", s.scoped(ScopeIntegrator, s.handleGetImageTargets))
 	mux.HandleFunc("POST /v1/image/targets", s.scoped(ScopeIntegrator, s.handlePostImageTargets))
 	mux.HandleFunc("POST /v1/roots/{repo}", s.scoped(ScopeAdmin, s.handleRootRotation))
@@ -59,7 +59,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/devices", s.scoped(ScopeViewer, s.handleListDevices))
 	mux.HandleFunc("GET /v1/devices/{device}", s.scoped(ScopeViewer, s.handleGetDevice))
 	mux.HandleFunc("GET /v1/devices/{device}/history", s.scoped(ScopeViewer, s.handleHistory))
-	return mux
+	return withDeadlines(s.cfg.Timeouts, mux)
 }
 
 // httpError is an error with an HTTP status.
