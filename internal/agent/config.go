@@ -88,15 +88,6 @@ type Config struct {
 	DeviceID     string   `json:"device_id"`
 	HardwareID   string   `json:"hardware_id"`
 	ServerURL    string   `json:"server_url"`
-	// ServerCA is a PEM file of the CA pinned for the server's TLS
-	// certificate (online/tls/ca.pem of 'ztota keys init'); empty: the
-	// system's roots.
-	ServerCA string `json:"server_ca,omitempty"`
-	// InsecureHTTP allows a plain http:// server_url. Anyone on the path
-	// then sees and can change the traffic; the update metadata stays
-	// signed and enrollment stays bound to the token, but use it only in
-	// tests or behind a trusted network.
-	InsecureHTTP bool `json:"insecure_http,omitempty"`
 	DataDir      string   `json:"data_dir"`
 	ImageRoot    string   `json:"image_root"`    // pinned image root.json
 	DirectorRoot string   `json:"director_root"` // pinned director root.json
@@ -112,6 +103,15 @@ type Config struct {
 	// when check-ins answer "not modified", so that a frozen (replayed)
 	// timestamp is detected when it expires; default 5m.
 	FullRefresh Duration `json:"full_refresh,omitempty"`
+	// ServerCA is a PEM file of the CA pinned for the server's TLS
+	// certificate (online/tls/ca.pem of 'ztota keys init'); empty: the
+	// system's roots.
+	ServerCA string `json:"server_ca,omitempty"`
+	// InsecureHTTP allows a plain http:// server_url. Anyone on the path
+	// then sees and can change the traffic; the update metadata stays
+	// signed and enrollment stays bound to the token, but use it only in
+	// tests or behind a trusted network.
+	InsecureHTTP bool `json:"insecure_http,omitempty"`
 }
 
 // MaxConfigSize bounds the configuration file.

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/httpbound"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
@@ -59,7 +60,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/devices", s.scoped(ScopeViewer, s.handleListDevices))
 	mux.HandleFunc("GET /v1/devices/{device}", s.scoped(ScopeViewer, s.handleGetDevice))
 	mux.HandleFunc("GET /v1/devices/{device}/history", s.scoped(ScopeViewer, s.handleHistory))
-	return withDeadlines(s.cfg.Timeouts, mux)
+	return httpbound.Handler(s.cfg.Timeouts.Timeouts, mux)
 }
 
 // httpError is an error with an HTTP status.

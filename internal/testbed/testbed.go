@@ -21,6 +21,7 @@ import (
 
 	"github.com/ztota/ztota/internal/agent"
 	"github.com/ztota/ztota/internal/apiclient"
+	"github.com/ztota/ztota/internal/httpbound"
 	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/server"
@@ -106,7 +107,7 @@ func New(t testing.TB, o Options) *Bed {
 		}
 		scheme = "https://"
 	}
-	hs := server.NewHTTPServer(h, cfg.Timeouts, tc)
+	hs := httpbound.Server(h, cfg.Timeouts.Timeouts, tc)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
