@@ -62,9 +62,9 @@ func Server(h http.Handler, t Timeouts, tc *tls.Config) *http.Server {
 // Handler bounds every request on its connection: a request with a body
 // must deliver it within t.Body (unless the route calls ExtendRead), and
 // each response write must progress within t.WriteIdle. The read deadline
-// is lifted once the body is read to its end: net/http then reads in the
-// background to notice a closed connection, and a deadline passing there
-// would cancel a handler that works (or long-polls) longer.
+// is lifted once the body is read to its end, so that it bounds the body
+// only and never the background read net/http does while a handler works
+// (or long-polls) past it.
 func Handler(t Timeouts, next http.Handler) http.Handler {
 	t.Defaults()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
