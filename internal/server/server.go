@@ -8,7 +8,7 @@
 //	GET  /image/{N}.root.json | timestamp.json | {N}.snapshot.json | {N}.targets.json
 //	GET  /image/targets/{name}/{version}/{sha256}.{file}        artifact (Range supported)
 //	GET  /director/{device}/...                                 that device's director (signed request)
-//	POST /v1/enroll                                             {token, device_id, hardware_id, public_key}
+//	POST /v1/enroll                                             {device_id, hardware_id, public_key, token_id, nonce, proof} (package enroll)
 //	POST /v1/devices/{device}/reports                           [signed reports] (signed request)
 //	PUT  /v1/artifacts/{sha256}                                 artifact bytes (integrator)
 //	GET  /v1/image/targets                                      latest image targets.json (integrator)
