@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,10 +13,12 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/enroll"
 	"github.com/ztota/ztota/internal/httpbound"
 	"github.com/ztota/ztota/internal/keyset"
@@ -197,5 +200,39 @@ func TestResolveTLSUsesTheKeySetCertificate(t *testing.T) {
 	none := server.Config{DataDir: filepath.Join(dir, "other")}
 	if err := none.ResolveTLS(); !errors.Is(err, server.ErrNoTLS) {
 		t.Fatalf("no certificate anywhere: %v, want ErrNoTLS", err)
+	}
+}
+
+// TestWeakKeyStoredBeforeCannotSignRequests performs attack 6 against a
+// database that holds a small-order key from before enrollment checked
+// keys: the trivial signature (R = identity, S = 0) verifies under the
+// identity key on any request, so anyone could act as that device. The
+// server refuses the device's requests (401) instead.
+func TestWeakKeyStoredBeforeCannotSignRequests(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	tok, err := e.Admin.EnrollToken(ctx, "fleet", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity := make([]byte, 32)
+	identity[0] = 1
+	if _, err := e.Server.Store().Enroll(ctx, tok, store.Device{ID: "weak", HardwareID: "hw1", PublicKey: identity}, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	trivial := make([]byte, ed25519.SignatureSize)
+	trivial[0] = 1
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.URL+"/director/weak/timestamp.json", nil)
+	req.Header.Set(devauth.HeaderDevice, "weak")
+	req.Header.Set(devauth.HeaderTime, strconv.FormatInt(e.clk.Now().Unix(), 10))
+	req.Header.Set(devauth.HeaderSignature, base64.StdEncoding.EncodeToString(trivial))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(msg), "weak key") {
+		t.Fatalf("request with a trivial signature under the identity key: %d %s, want 401 naming the weak key", resp.StatusCode, msg)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/httpbound"
+	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
@@ -277,6 +278,11 @@ func (s *Server) lookupDeviceKey(ctx context.Context, id string) (ed25519.Public
 	}
 	if err != nil {
 		return nil, err
+	}
+	// A key stored before enrollment refused weak keys must not sign
+	// anything: under a small-order key trivial signatures verify.
+	if err := keys.CheckEd25519Public(k); err != nil {
+		return nil, fmt.Errorf("%w: device %s has a weak key (%v); enroll it again", devauth.ErrUnknownDevice, id, err)
 	}
 	s.dkeys.Store(id, k)
 	return k, nil
