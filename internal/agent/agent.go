@@ -19,10 +19,13 @@ import (
 
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/diskspace"
+	"github.com/ztota/ztota/internal/enroll"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/outbox"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/slot"
+	"github.com/ztota/ztota/internal/strictjson"
+	"github.com/ztota/ztota/internal/tlsutil"
 )
 
 // Agent is one device's update agent.
@@ -35,6 +38,8 @@ type Agent struct {
 
 	meta *http.Client // signed, with a per-request timeout
 	bulk *http.Client // signed, no overall timeout (fetch bounds it)
+	// plain is unsigned (enrollment), with the same TLS settings.
+	plain *http.Client
 
 	mu    sync.Mutex // guards st
 	st    persisted
@@ -114,8 +119,12 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 	if a.box, err = outbox.Open(ctx, filepath.Join(cfg.DataDir, "outbox"), 8<<20); err != nil {
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr, err := tlsutil.Transport(cfg.ServerCA)
+	if err != nil {
+		return nil, fmt.Errorf("server_ca: %w", err)
+	}
 	tr.ResponseHeaderTimeout = time.Duration(cfg.HTTPTimeout)
+	a.plain = &http.Client{Transport: tr, Timeout: time.Duration(cfg.HTTPTimeout)}
 	signed := &devauth.Transport{Base: tr, DeviceID: cfg.DeviceID, Key: priv}
 	a.meta = &http.Client{Transport: signed, Timeout: time.Duration(cfg.HTTPTimeout)}
 	a.bulk = &http.Client{Transport: signed}
@@ -139,8 +148,14 @@ func (a *Agent) haltAt(step string) {
 	}
 }
 
-// Enroll registers the device key with the server using the one-time token,
-// once; later calls return at once.
+// Enroll registers the device key with the server, once; later calls
+// return at once. The one-time token never leaves the device: the request
+// carries an HMAC keyed by it over the device id, hardware id, public key
+// and a fresh nonce, and the device counts itself enrolled only when the
+// server's answer carries an HMAC keyed by the same token over the same
+// fields and nonce (package enroll). Asking again after a lost answer is
+// safe: the server answers a repeated enrollment of the same id and key
+// again.
 func (a *Agent) Enroll(ctx context.Context) error {
 	marker := filepath.Join(a.cfg.DataDir, "enrolled")
 	if _, err := os.Stat(marker); err == nil {
@@ -149,24 +164,33 @@ func (a *Agent) Enroll(ctx context.Context) error {
 	if a.cfg.EnrollToken == "" {
 		return errors.New("the device is not enrolled: set enroll_token in the agent configuration")
 	}
-	body, _ := json.Marshal(map[string]any{
-		"token": a.cfg.EnrollToken, "device_id": a.cfg.DeviceID, "hardware_id": a.cfg.HardwareID, "public_key": []byte(a.PublicKey()),
-	})
+	er := enroll.NewRequest(a.cfg.EnrollToken, a.cfg.DeviceID, a.cfg.HardwareID, a.PublicKey())
+	body, _ := json.Marshal(er)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.ServerURL, "/")+"/v1/enroll", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: time.Duration(a.cfg.HTTPTimeout)}).Do(req)
+	resp, err := a.plain.Do(req)
 	if err != nil {
 		return fmt.Errorf("enrolling: %w", err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	if err != nil {
+		return fmt.Errorf("enrolling: reading the answer: %w", err)
+	}
 	if resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("enrolling: server answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
-	a.log.Info("enrolled")
+	var answer enroll.Response
+	if err := strictjson.Decode(msg, &answer); err != nil {
+		return fmt.Errorf("enrolling: %w: %v", enroll.ErrMalformed, err)
+	}
+	if err := er.VerifyResponse(a.cfg.EnrollToken, answer); err != nil {
+		return fmt.Errorf("enrolling: %w", err)
+	}
+	a.log.Info("enrolled", "group", answer.Group)
 	return keys.WriteFileAtomic(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 }
 

@@ -22,6 +22,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
 
@@ -101,6 +103,15 @@ type Config struct {
 	// when check-ins answer "not modified", so that a frozen (replayed)
 	// timestamp is detected when it expires; default 5m.
 	FullRefresh Duration `json:"full_refresh,omitempty"`
+	// ServerCA is a PEM file of the CA pinned for the server's TLS
+	// certificate (online/tls/ca.pem of 'ztota keys init'); empty: the
+	// system's roots.
+	ServerCA string `json:"server_ca,omitempty"`
+	// InsecureHTTP allows a plain http:// server_url. Anyone on the path
+	// then sees and can change the traffic; the update metadata stays
+	// signed and enrollment stays bound to the token, but use it only in
+	// tests or behind a trusted network.
+	InsecureHTTP bool `json:"insecure_http,omitempty"`
 }
 
 // MaxConfigSize bounds the configuration file.
@@ -128,7 +139,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot} {
+	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot, &c.ServerCA} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -146,6 +157,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ServerURL == "" || c.DataDir == "" || c.ImageRoot == "" || c.DirectorRoot == "" {
 		return fmt.Errorf("server_url, data_dir, image_root and director_root are required")
+	}
+	if err := tlsutil.CheckURL("server_url", c.ServerURL, c.InsecureHTTP); err != nil {
+		if errors.Is(err, tlsutil.ErrInsecureURL) {
+			return fmt.Errorf("%w (set \"insecure_http\": true to allow it)", err)
+		}
+		return err
 	}
 	if !tufrepo.ValidIdent(c.Module.Name) || len(c.Module.Command) == 0 {
 		return fmt.Errorf("module.name and module.command are required")

@@ -11,7 +11,7 @@ import (
 func TestLoadConfigResolvesPathsAndFillsDefaults(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "agent.json")
-	os.WriteFile(p, []byte(`{"device_id":"d1","hardware_id":"hw","server_url":"http://127.0.0.1:1",
+	os.WriteFile(p, []byte(`{"device_id":"d1","hardware_id":"hw","server_url":"https://127.0.0.1:1",
 		"data_dir":"data","image_root":"i.json","director_root":"/abs/d.json",
 		"module":{"name":"app","command":["bin/app"],"health":{"stay_up":"2s"}},"poll_interval":1.5}`), 0o600)
 	c, err := LoadConfig(p)
@@ -30,11 +30,11 @@ func TestLoadConfigResolvesPathsAndFillsDefaults(t *testing.T) {
 }
 
 func TestBadConfigsAreRefusedWithAReason(t *testing.T) {
-	base := `"device_id":"d1","hardware_id":"hw","server_url":"http://x","data_dir":"d","image_root":"i","director_root":"r","module":{"name":"app","command":["bin/app"]}`
+	base := `"device_id":"d1","hardware_id":"hw","server_url":"https://x","data_dir":"d","image_root":"i","director_root":"r","module":{"name":"app","command":["bin/app"]}`
 	for name, c := range map[string]struct{ body, want string }{
 		"unknown field":  {`{` + base + `,"extra":1}`, "unknown field"},
 		"bad device id":  {`{"device_id":"../x",` + base[len(`"device_id":"d1",`):] + `}`, "device_id"},
-		"no module":      {`{"device_id":"d1","hardware_id":"hw","server_url":"http://x","data_dir":"d","image_root":"i","director_root":"r"}`, "module"},
+		"no module":      {`{"device_id":"d1","hardware_id":"hw","server_url":"https://x","data_dir":"d","image_root":"i","director_root":"r"}`, "module"},
 		"bad duration":   {`{` + base + `,"poll_interval":"soon"}`, "time"},
 		"not json":       {`device_id = d1`, "invalid"},
 		"oversized file": {`{` + base + `,"enroll_token":"` + strings.Repeat("a", MaxConfigSize) + `"}`, "larger"},

@@ -3,6 +3,7 @@ package certd
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ztota/ztota/internal/httpbound"
 	"github.com/ztota/ztota/internal/strictjson"
+	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/translog"
 )
 
@@ -37,7 +40,7 @@ import (
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("POST /v1/submissions", s.auth(s.handleSubmit))
+	mux.HandleFunc("POST /v1/submissions", s.auth(uploadTime(s.handleSubmit)))
 	mux.HandleFunc("GET /v1/artifacts/{sha}", s.handleArtifact)
 	mux.HandleFunc("GET /v1/artifacts", s.handleListArtifacts)
 	mux.HandleFunc("GET /v1/results/{digest}", s.handleResult)
@@ -48,11 +51,23 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("GET /v1/events", s.handleEvents)
 	mux.HandleFunc("POST /v1/webhooks", s.auth(s.handleWebhook))
-	mux.HandleFunc("POST /v1/db", s.auth(s.handleUpload))
+	mux.HandleFunc("POST /v1/db", s.auth(uploadTime(s.handleUpload)))
 	mux.HandleFunc("POST /v1/db/poll", s.auth(s.handlePoll))
 	mux.Handle("/v1/log/", http.StripPrefix("/v1/log", s.log.Handler()))
-	return mux
+	return httpbound.Handler(s.cfg.Timeouts, mux)
 }
+
+// uploadTime gives an authenticated upload (an artifact, a vulnerability
+// database) UploadTimeout for its body instead of the small default.
+func uploadTime(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		httpbound.ExtendRead(w, UploadTimeout)
+		h(w, r)
+	}
+}
+
+// UploadTimeout bounds the body of an authenticated upload.
+const UploadTimeout = 15 * time.Minute
 
 type apiError struct {
 	code int
@@ -487,12 +502,24 @@ func (s *Service) handlePoll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, nonNil(reps))
 }
 
-// Serve runs the HTTP API on addr and the background loops until ctx ends.
+// ErrNoTLS is certd asked to serve without a certificate and without an
+// explicit permission to serve plain HTTP.
+var ErrNoTLS = errors.New("certd: no TLS certificate: pass --tls-cert FILE --tls-key FILE, or --insecure-http to serve plain HTTP on a trusted network only")
+
+// Serve runs the HTTP API on addr (HTTPS with Config.TLSCertFile, or plain
+// HTTP when Config.InsecureHTTP allows it) and the background loops until
+// ctx ends. Header, body, write and idle times are bounded (httpbound).
 func (s *Service) Serve(ctx context.Context, addr string, ready func(addr string)) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		// A whole request (an artifact of up to MaxSubmission bytes) must
-		// arrive within this; responses (long polls) are bounded separately.
-		ReadTimeout: 15 * time.Minute}
+	var tc *tls.Config
+	if s.cfg.TLSCertFile != "" || s.cfg.TLSKeyFile != "" {
+		var err error
+		if tc, err = tlsutil.ServerConfig(s.cfg.TLSCertFile, s.cfg.TLSKeyFile); err != nil {
+			return fmt.Errorf("certd: %w", err)
+		}
+	} else if !s.cfg.InsecureHTTP {
+		return ErrNoTLS
+	}
+	srv := httpbound.Server(s.Handler(), s.cfg.Timeouts, tc)
 	ln, err := listen(addr)
 	if err != nil {
 		return err
@@ -503,7 +530,13 @@ func (s *Service) Serve(ctx context.Context, addr string, ready func(addr string
 	go s.Watch(ctx)
 	go s.hooks.Run(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tc != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)

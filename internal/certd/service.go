@@ -23,6 +23,7 @@ import (
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/certpolicy"
 	"github.com/ztota/ztota/internal/certroot"
+	"github.com/ztota/ztota/internal/httpbound"
 	"github.com/ztota/ztota/internal/inventory"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/translog"
@@ -81,6 +82,12 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// TLSCertFile and TLSKeyFile are the service's certificate and key;
+	// without them Serve refuses to start unless InsecureHTTP is set.
+	TLSCertFile, TLSKeyFile string
+	InsecureHTTP            bool
+	// Timeouts bound slow clients (zero: httpbound's defaults).
+	Timeouts httpbound.Timeouts
 }
 
 // Service is a running certification service.

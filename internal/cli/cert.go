@@ -58,6 +58,9 @@ API token in DATA/admin.token.`,
 				cfg.Policy = b
 			}
 			cfg.Logger = g.logger()
+			if cfg.TLSCertFile == "" && cfg.TLSKeyFile == "" && !cfg.InsecureHTTP {
+				return certd.ErrNoTLS
+			}
 			s, err := certd.Open(ctx, cfg)
 			if err != nil {
 				return err
@@ -76,17 +79,21 @@ API token in DATA/admin.token.`,
 	c.Flags().StringVar(&cfg.Origin, "origin", "", "transparency log origin (default: the one the certifier root pins)")
 	c.Flags().DurationVar(&cfg.WatchInterval, "watch", certd.DefaultWatchInterval, "how often to check the sources")
 	c.Flags().DurationVar(&cfg.RevocationTTL, "revocation-ttl", certd.DefaultRevocationTTL, "validity of each revocation list")
+	c.Flags().StringVar(&cfg.TLSCertFile, "tls-cert", "", "TLS certificate (PEM)")
+	c.Flags().StringVar(&cfg.TLSKeyFile, "tls-key", "", "TLS key (PEM)")
+	c.Flags().BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without a certificate (trusted networks and tests only)")
 	c.MarkFlagRequired("data")
 	return c
 }
 
 type certFlags struct {
-	server, token, tokenFile string
-	json                     bool
+	server, token, tokenFile, ca string
+	json                         bool
 }
 
 func (f *certFlags) add(cmd *cobra.Command, write bool) {
-	cmd.Flags().StringVar(&f.server, "certd", "http://127.0.0.1:8090", "certification service URL")
+	cmd.Flags().StringVar(&f.server, "certd", "https://127.0.0.1:8090", "certification service URL")
+	cmd.Flags().StringVar(&f.ca, "ca", "", "PEM CA pinned for the service's certificate (or $ZTOTA_CERTD_CA)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
 	if write {
 		cmd.Flags().StringVar(&f.token, "token", "", "API token (or $ZTOTA_CERT_TOKEN)")
@@ -109,7 +116,13 @@ func (f *certFlags) client(write bool) (*certclient.Client, error) {
 	if write && tok == "" {
 		return nil, errors.New("an API token is required: pass --token, --token-file or set ZTOTA_CERT_TOKEN (certd writes DATA/admin.token)")
 	}
-	return certclient.New(f.server, tok), nil
+	c := certclient.New(f.server, tok)
+	tr, err := caTransport(f.ca, "ZTOTA_CERTD_CA")
+	if err != nil {
+		return nil, err
+	}
+	c.HTTP.Transport = tr
+	return c, nil
 }
 
 func certCmd(g *globals) *cobra.Command {

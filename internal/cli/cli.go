@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ztota/ztota/internal/apiclient"
+	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/tufclient"
 )
 
@@ -92,7 +94,7 @@ func token(flag, file string) (string, error) {
 }
 
 type apiFlags struct {
-	server, token, tokenFile string
+	server, token, tokenFile, ca string
 }
 
 // client returns an API client for the flags, or an error that says how
@@ -102,11 +104,31 @@ func (a *apiFlags) client() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiclient.New(a.server, tok), nil
+	c := apiclient.New(a.server, tok)
+	tr, err := caTransport(a.ca, "ZTOTA_CA")
+	if err != nil {
+		return nil, err
+	}
+	c.HTTP.Transport = tr
+	return c, nil
+}
+
+// caTransport is an HTTP transport that trusts only the CA in file (or
+// in the file $env names), or the system roots when neither is set.
+func caTransport(file, env string) (*http.Transport, error) {
+	if file == "" {
+		file = os.Getenv(env)
+	}
+	tr, err := tlsutil.Transport(file)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	return tr, nil
 }
 
 func (a *apiFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&a.server, "server", "http://127.0.0.1:8080", "OTA server URL")
+	cmd.Flags().StringVar(&a.server, "server", "https://127.0.0.1:8080", "OTA server URL")
+	cmd.Flags().StringVar(&a.ca, "ca", "", "PEM CA pinned for the server's certificate (or $ZTOTA_CA; e.g. online/tls/ca.pem)")
 	cmd.Flags().StringVar(&a.token, "token", "", "API token (or $ZTOTA_TOKEN)")
 	cmd.Flags().StringVar(&a.tokenFile, "token-file", "", "file holding the API token")
 }

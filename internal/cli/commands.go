@@ -39,7 +39,7 @@ func keysCmd(g *globals) *cobra.Command {
 			if err := keyset.Init(out, o); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "keys written to %s\n  offline/ (root and targets keys): keep off the server\n  online/  (give to 'ztota server --keys'; devices pin online/image-root.json and online/director-root.json)\n", out)
+			fmt.Fprintf(g.stdout, "keys written to %s\n  offline/ (root and targets keys, TLS CA key): keep off the server\n  online/  (give to 'ztota server --keys'; devices pin online/image-root.json and online/director-root.json)\n  online/tls/ca.pem: the CA devices pin (server_ca) and clients pass with --ca; online/tls/server.pem, server.key: the server's certificate\n", out)
 			return nil
 		},
 	}
@@ -47,6 +47,27 @@ func keysCmd(g *globals) *cobra.Command {
 	initCmd.Flags().StringVar(&o.Alg, "alg", "ed25519", "key algorithm: ed25519 or ecdsa-p256")
 	initCmd.Flags().IntVar(&o.RootKeys, "root-keys", 1, "number of root keys per repository")
 	initCmd.Flags().IntVar(&o.RootThreshold, "root-threshold", 1, "signatures needed on root metadata")
+	initCmd.Flags().StringSliceVar(&o.TLSHosts, "tls-host", nil, "host names or addresses of the server certificate besides localhost, 127.0.0.1 and ::1 (repeatable)")
+	var tlsDir string
+	var tlsHosts []string
+	tlsCmd := &cobra.Command{
+		Use:   "tls --keys DIR [--tls-host NAME...]",
+		Short: "Issue a new server TLS certificate (online/tls/server.pem) with the key set's CA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tlsDir == "" {
+				return fmt.Errorf("--keys DIR is required")
+			}
+			if err := keyset.IssueTLS(tlsDir, tlsHosts, time.Time{}); err != nil {
+				return err
+			}
+			_, cert, key := keyset.TLSFiles(filepath.Join(tlsDir, keyset.OnlineDir))
+			fmt.Fprintf(g.stdout, "server certificate %s and key %s written; restart the server with them\n", cert, key)
+			return nil
+		},
+	}
+	tlsCmd.Flags().StringVar(&tlsDir, "keys", "", "keys directory made by 'ztota keys init'")
+	tlsCmd.Flags().StringSliceVar(&tlsHosts, "tls-host", nil, "host names or addresses besides localhost, 127.0.0.1 and ::1 (repeatable)")
 
 	var ro keyset.RotateOptions
 	var dir, role string
@@ -117,7 +138,7 @@ func keysCmd(g *globals) *cobra.Command {
 	publish.Flags().StringVar(&pdir, "keys", "", "keys directory")
 	publish.Flags().StringVar(&prepo, "repo", "image", "image or director")
 	pf.add(publish)
-	c.AddCommand(initCmd, rotate, publish)
+	c.AddCommand(initCmd, rotate, publish, tlsCmd)
 	return c
 }
 
@@ -136,6 +157,12 @@ func serverCmd(g *globals) *cobra.Command {
 			ctx, cancel := signalContext(cmd.Context())
 			defer cancel()
 			cfg.Logger = g.logger()
+			if cfg.DataDir == "" {
+				return fmt.Errorf("server: a data directory is required (--data DIR)")
+			}
+			if err := cfg.ResolveTLS(); err != nil {
+				return err
+			}
 			s, err := server.New(ctx, cfg)
 			if err != nil {
 				return err
@@ -145,13 +172,21 @@ func serverCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.Logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.DataDir)
+			scheme := "https"
+			if cfg.TLSCertFile == "" {
+				scheme = "http"
+				cfg.Logger.Warn("serving plain HTTP (--insecure-http): anyone on the path can read and change the traffic")
+			}
+			cfg.Logger.Info("serving", "addr", ln.Addr().String(), "scheme", scheme, "data", cfg.DataDir)
 			return s.Serve(ctx, ln)
 		},
 	}
 	c.Flags().StringVar(&cfg.DataDir, "data", "", "data directory (SQLite database and artifacts)")
 	c.Flags().StringVar(&cfg.KeysDir, "keys", "", "online/ folder of 'ztota keys init' (first start only)")
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	c.Flags().StringVar(&cfg.TLSCertFile, "tls-cert", "", "TLS certificate (default: tls/server.pem of --keys, copied to DATA/tls/)")
+	c.Flags().StringVar(&cfg.TLSKeyFile, "tls-key", "", "TLS key (default: tls/server.key of --keys, copied to DATA/tls/)")
+	c.Flags().BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without a certificate (trusted networks and tests only)")
 	return c
 }
 

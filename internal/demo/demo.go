@@ -25,6 +25,7 @@ import (
 	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
 
@@ -88,7 +89,9 @@ func RunResult(ctx context.Context, o Options) (Result, error) {
 	}
 	say("integrator and operator keys made (ed25519): offline root+targets, online snapshot/timestamp/director")
 
-	srv, err := server.New(ctx, server.Config{DataDir: filepath.Join(dir, "server"), KeysDir: filepath.Join(keysDir, keyset.OnlineDir), Logger: o.Log})
+	caFile, certFile, keyFile := keyset.TLSFiles(filepath.Join(keysDir, keyset.OnlineDir))
+	srv, err := server.New(ctx, server.Config{DataDir: filepath.Join(dir, "server"), KeysDir: filepath.Join(keysDir, keyset.OnlineDir), Logger: o.Log,
+		TLSCertFile: certFile, TLSKeyFile: keyFile})
 	if err != nil {
 		return res, err
 	}
@@ -97,19 +100,22 @@ func RunResult(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	url := "http://" + ln.Addr().String()
+	url := "https://" + ln.Addr().String()
 	sctx, stopServer := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); srv.Serve(sctx, ln) }()
 	defer func() { stopServer(); wg.Wait() }()
-	say("server listening on %s (SQLite, content-addressed artifacts)", url)
+	say("server listening on %s (TLS with the key set's own CA, pinned by every client; SQLite, content-addressed artifacts)", url)
 
 	tok, err := os.ReadFile(filepath.Join(dir, "server", server.AdminTokenFile))
 	if err != nil {
 		return res, err
 	}
 	api := apiclient.New(url, strings.TrimSpace(string(tok)))
+	if api.HTTP.Transport, err = tlsutil.Transport(caFile); err != nil {
+		return res, err
+	}
 
 	// Devices.
 	actx, stopAgents := context.WithCancel(ctx)
@@ -125,7 +131,7 @@ func RunResult(ctx context.Context, o Options) (Result, error) {
 		}
 		ddir := filepath.Join(dir, id)
 		cfg := &agent.Config{
-			DeviceID: id, HardwareID: "demo-board", ServerURL: url, DataDir: ddir,
+			DeviceID: id, HardwareID: "demo-board", ServerURL: url, ServerCA: caFile, DataDir: ddir,
 			ImageRoot:    filepath.Join(keysDir, keyset.OnlineDir, keyset.ImageRootFile),
 			DirectorRoot: filepath.Join(keysDir, keyset.OnlineDir, keyset.DirectorRootFile),
 			EnrollToken:  et,
@@ -146,7 +152,7 @@ func RunResult(ctx context.Context, o Options) (Result, error) {
 		awg.Add(1)
 		go func() { defer awg.Done(); a.Run(actx) }()
 	}
-	say("%d devices enrolled with their own ed25519 keys; agents polling every 300ms", o.Devices)
+	say("%d devices enrolled with their own ed25519 keys (the one-time token proven, never sent); agents polling every 300ms", o.Devices)
 
 	tl := &timeline{st: srv.Store(), ids: ids, say: say, seen: map[string]bool{}}
 	build := func(version string, healthy bool) (string, error) {

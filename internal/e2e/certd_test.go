@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/vulnfixture"
 )
 
@@ -51,10 +52,15 @@ func TestCertificationServiceRealProcesses(t *testing.T) {
 	src := filepath.Join(dir, "go-all.zip")
 	copyInto(t, filepath.Join(osv, vulnfixture.Snapshot20250101+".zip"), src)
 	data := filepath.Join(dir, "certd")
+	// certd serves HTTPS with a certificate of a CA made by 'keys init';
+	// the CLI pins that CA.
+	tlsKeys := filepath.Join(dir, "tlskeys")
+	ztota(t, "keys", "init", "--out", tlsKeys)
+	ca, cert, key := keyset.TLSFiles(filepath.Join(tlsKeys, keyset.OnlineDir))
 	cd := startProc(t, "certd", baseEnv(), "certd", "--data", data, "--osv", src,
-		"--listen", "127.0.0.1:0", "--watch", "200ms")
+		"--listen", "127.0.0.1:0", "--watch", "200ms", "--tls-cert", cert, "--tls-key", key)
 	addr := cd.waitLine(regexp.MustCompile(`certification service listening" addr=(\S+)`), 60*time.Second)[1]
-	api := []string{"--certd", "http://" + addr}
+	api := []string{"--certd", "https://" + addr, "--ca", ca}
 	write := append([]string{"--token-file", filepath.Join(data, "admin.token")}, api...)
 
 	// Certify two clean programs; a vulnerable one is rejected (exit 3).

@@ -35,7 +35,8 @@ func TestEndToEndRealProcesses(t *testing.T) {
 	srv := startProc(t, "server", baseEnv(), "server", "--data", data,
 		"--keys", filepath.Join(keysDir, keyset.OnlineDir), "--listen", "127.0.0.1:0")
 	addr := srv.waitLine(regexp.MustCompile(`msg=serving addr=(\S+)`), 30*time.Second)[1]
-	api := []string{"--server", "http://" + addr, "--token-file", filepath.Join(data, "admin.token")}
+	ca, _, _ := keyset.TLSFiles(filepath.Join(keysDir, keyset.OnlineDir))
+	api := []string{"--server", "https://" + addr, "--ca", ca, "--token-file", filepath.Join(data, "admin.token")}
 
 	devs := []string{"dev-1", "dev-2"}
 	var agents []*proc
@@ -45,7 +46,7 @@ func TestEndToEndRealProcesses(t *testing.T) {
 			t.Fatal("ztota token enroll printed no token")
 		}
 		cfg := agent.Config{
-			DeviceID: id, HardwareID: "board-a", ServerURL: "http://" + addr, DataDir: filepath.Join(dir, id),
+			DeviceID: id, HardwareID: "board-a", ServerURL: "https://" + addr, ServerCA: ca, DataDir: filepath.Join(dir, id),
 			ImageRoot:    filepath.Join(keysDir, keyset.OnlineDir, keyset.ImageRootFile),
 			DirectorRoot: filepath.Join(keysDir, keyset.OnlineDir, keyset.DirectorRootFile),
 			EnrollToken:  tok,

@@ -186,12 +186,14 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 func CheckPublic(pub crypto.PublicKey) error {
 	switch p := pub.(type) {
 	case ed25519.PublicKey:
-		if len(p) != ed25519.PublicKeySize {
-			return fmt.Errorf("ed25519 key of %d bytes", len(p))
-		}
+		return CheckEd25519Public(p)
 	case *ecdsa.PublicKey:
 		if p.Curve != elliptic.P256() {
 			return errors.New("ECDSA key not on P-256")
+		}
+		// ECDH validates the point: on the curve, not the identity.
+		if _, err := p.ECDH(); err != nil {
+			return fmt.Errorf("%w: ECDSA P-256 point: %v", ErrWeakKey, err)
 		}
 	default:
 		return fmt.Errorf("unsupported public key type %T", pub)

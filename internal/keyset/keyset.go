@@ -13,6 +13,7 @@
 //	online/image-root.json          image root, version 1 (also what devices pin)
 //	online/image-targets.json       empty image targets, version 1, signed offline
 //	online/director-root.json       director root, version 1 (also what devices pin)
+//	offline/tls-ca.key, online/tls/{ca.pem,server.pem,server.key}   TLS (see TLSFiles)
 //
 // The server needs only online/; devices need only the two root files.
 package keyset
@@ -51,6 +52,9 @@ type Options struct {
 	RootExpiry    time.Duration
 	TargetsExpiry time.Duration
 	Now           time.Time
+	// TLSHosts are names and addresses the server certificate is for,
+	// besides localhost, 127.0.0.1 and ::1.
+	TLSHosts []string
 }
 
 // RootKeyFile names the i-th root key (1-based) of repo ("image" or "director").
@@ -157,7 +161,7 @@ func Init(dir string, o Options) error {
 			return err
 		}
 	}
-	return nil
+	return initTLS(dir, o.TLSHosts, o.Now)
 }
 
 // Online is what the server holds.

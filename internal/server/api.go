@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -17,17 +16,19 @@ import (
 
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/diskspace"
+	"github.com/ztota/ztota/internal/enroll"
+	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
 
-// EnrollRequest is the body of POST /v1/enroll.
+// EnrollRequest is the body of POST /v1/enroll (see package enroll). The
+// one-time token itself never travels: a request that carries a "token"
+// member is from an agent of the old protocol and is refused.
 type EnrollRequest struct {
-	Token      string `json:"token"`
-	DeviceID   string `json:"device_id"`
-	HardwareID string `json:"hardware_id"`
-	PublicKey  []byte `json:"public_key"`
+	enroll.Request
+	Token string `json:"token,omitempty"`
 }
 
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
@@ -36,23 +37,25 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if req.Token != "" {
+		s.fail(w, r, errorf(http.StatusBadRequest, "the enrollment token must not be sent: send token_id, nonce and proof (ztota-enroll-v1); upgrade the agent"))
+		return
+	}
 	// A device id must also be one the signed-request headers can carry
 	// (devauth allows no '+'), or the device could never authenticate.
 	if !tufrepo.ValidIdent(req.DeviceID) || !devauth.ValidDeviceID(req.DeviceID) || !tufrepo.ValidIdent(req.HardwareID) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "device_id must be 1-128 of [A-Za-z0-9._-] and hardware_id 1-128 of [A-Za-z0-9._+-], starting with a letter or digit"))
 		return
 	}
-	if len(req.PublicKey) != ed25519.PublicKeySize {
-		s.fail(w, r, errorf(http.StatusBadRequest, "public_key must be a base64 ed25519 public key (32 bytes)"))
+	if err := keys.CheckEd25519Public(req.PublicKey); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "public_key must be a base64 ed25519 public key (32 bytes) of a point of large order: %v", err))
 		return
 	}
-	if req.Token == "" || len(req.Token) > 256 {
-		s.fail(w, r, errorf(http.StatusUnauthorized, "an enrollment token is required"))
+	if err := req.CheckShape(); err != nil {
+		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dev, err := s.st.Enroll(r.Context(), req.Token, store.Device{ID: req.DeviceID, HardwareID: req.HardwareID, PublicKey: req.PublicKey}, s.cfg.Now())
+	tok, err := s.st.EnrollTokenByID(r.Context(), req.TokenID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
@@ -61,13 +64,40 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// An empty director repository, so the device can refresh at once.
-	if err := s.tx(r.Context(), func(tx *sql.Tx) error { return s.assignTx(r.Context(), tx, dev, nil, "") }); err != nil {
-		s.fail(w, r, err)
+	if err := req.Verify(string(tok.Secret)); err != nil {
+		s.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
 		return
 	}
-	s.log.Info("device enrolled", "device", dev.ID, "hardware", dev.HardwareID, "group", dev.Group)
-	writeJSON(w, http.StatusCreated, map[string]string{"device_id": dev.ID, "group": dev.Group})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var dev store.Device
+	var again bool
+	err = s.tx(r.Context(), func(tx *sql.Tx) error {
+		var err error
+		dev, again, err = store.EnrollTx(r.Context(), tx, req.TokenID, store.Device{ID: req.DeviceID, HardwareID: req.HardwareID, PublicKey: req.PublicKey}, s.cfg.Now())
+		if err != nil || again {
+			return err
+		}
+		// An empty director repository, so the device can refresh at once.
+		return s.assignTx(r.Context(), tx, dev, nil, "")
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, store.ErrTokenUsed):
+			s.fail(w, r, errorf(http.StatusConflict, "%v: ask the operator for a new token", err))
+		case errors.Is(err, store.ErrNotFound):
+			s.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
+		default:
+			s.fail(w, r, err)
+		}
+		return
+	}
+	if again {
+		s.log.Info("device enrollment repeated (the device did not get the first answer)", "device", dev.ID)
+	} else {
+		s.log.Info("device enrolled", "device", dev.ID, "hardware", dev.HardwareID, "group", dev.Group)
+	}
+	writeJSON(w, http.StatusCreated, req.Answer(string(tok.Secret), dev.Group))
 }
 
 // ReportsResponse answers a batch of reports.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztota/ztota/internal/enroll"
 	"github.com/ztota/ztota/internal/server"
 )
 
@@ -75,11 +76,15 @@ func TestBadJSONIsRefusedByEveryAPIAndChangesNothing(t *testing.T) {
 	apis := []jsonAPI{
 		{name: "enroll", path: "/v1/enroll",
 			valid: func() string {
-				return fmt.Sprintf(`{"token":%q,"device_id":"d1","hardware_id":"hw1","public_key":%q}`, enrollTok, base64.StdEncoding.EncodeToString(pub))
+				b, _ := json.Marshal(enroll.NewRequest(enrollTok, "d1", "hw1", pub))
+				return string(b)
 			},
-			first: `"token":"x"`, firstFold: `"TOKEN":"x"`,
-			wrongType: fmt.Sprintf(`{"token":%q,"device_id":1,"hardware_id":"hw1","public_key":%q}`, enrollTok, base64.StdEncoding.EncodeToString(pub)),
-			bound:     64 << 10, created: 201},
+			first: `"device_id":"x"`, firstFold: `"DEVICE_ID":"x"`,
+			wrongType: strings.Replace(func() string {
+				b, _ := json.Marshal(enroll.NewRequest(enrollTok, "d1", "hw1", pub))
+				return string(b)
+			}(), `"device_id":"d1"`, `"device_id":1`, 1),
+			bound: 64 << 10, created: 201},
 		{name: "enroll-tokens", path: "/v1/enroll-tokens",
 			valid: func() string { return `{"group":"g","ttl_seconds":60}` }, first: `"group":"x"`, firstFold: `"Group":"x"`,
 			wrongType: `{"group":"g","ttl_seconds":"60"}`, bound: 64 << 10, created: 201},
@@ -112,7 +117,7 @@ func TestEnrollRefusesBadTokensKeysAndIDs(t *testing.T) {
 	st := e.Server.Store()
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	body := func(tok, id, hw string, key []byte) []byte {
-		b, _ := json.Marshal(server.EnrollRequest{Token: tok, DeviceID: id, HardwareID: hw, PublicKey: key})
+		b, _ := json.Marshal(enroll.NewRequest(tok, id, hw, key))
 		return b
 	}
 	tok, err := e.Admin.EnrollToken(ctx, "fleet", time.Hour)
@@ -137,15 +142,15 @@ func TestEnrollRefusesBadTokensKeysAndIDs(t *testing.T) {
 		body []byte
 		code int
 	}{
-		{"used token", body(tok, "second", "hw1", pub), 401},
+		{"used token", body(tok, "second", "hw1", pub), 409},
 		{"expired token", body(short, "late", "hw1", pub), 401},
 		{"unknown token", body(server.NewToken(), "stranger", "hw1", pub), 401},
-		{"empty token", body("", "nobody", "hw1", pub), 401},
-		{"token of 300 bytes", body(strings.Repeat("a", 300), "nobody", "hw1", pub), 401},
+		{"empty token", []byte(strings.Replace(string(body(fresh, "nobody", "hw1", pub)), enroll.TokenID(fresh), "", 1)), 400},
+		{"the token itself", []byte(strings.Replace(string(body(fresh, "sender", "hw1", pub)), "{", fmt.Sprintf(`{"token":%q,`, fresh), 1)), 400},
 		{"key of 31 bytes", body(fresh, "k31", "hw1", pub[:31]), 400},
 		{"key of 33 bytes", body(fresh, "k33", "hw1", append(append([]byte{}, pub...), 0)), 400},
 		{"no key", body(fresh, "k0", "hw1", nil), 400},
-		{"key not base64", []byte(fmt.Sprintf(`{"token":%q,"device_id":"kb","hardware_id":"hw1","public_key":"not base64!"}`, fresh)), 400},
+		{"key not base64", []byte(strings.Replace(string(body(fresh, "kb", "hw1", pub)), base64.StdEncoding.EncodeToString(pub), "not base64!", 1)), 400},
 		{"path traversal id", body(fresh, "../x", "hw1", pub), 400},
 		{"slash in id", body(fresh, "a/b", "hw1", pub), 400},
 		{"empty id", body(fresh, "", "hw1", pub), 400},

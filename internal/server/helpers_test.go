@@ -22,6 +22,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/enroll"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/report"
@@ -217,7 +218,7 @@ func (e *env) enroll(t *testing.T, id, hw, group string) *device {
 		t.Fatal(err)
 	}
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	body, _ := json.Marshal(server.EnrollRequest{Token: tok, DeviceID: id, HardwareID: hw, PublicKey: pub})
+	body, _ := json.Marshal(enroll.NewRequest(tok, id, hw, pub))
 	if a := e.request(t, nil, "POST", "/v1/enroll", "", body); a.code != http.StatusCreated {
 		t.Fatalf("enrolling %s: %s", id, a)
 	}

@@ -15,6 +15,8 @@ import (
 	"unicode"
 
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/httpbound"
+	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/strictjson"
 	"github.com/ztota/ztota/internal/tufrepo"
@@ -45,7 +47,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /director/{device}/{file}", s.device(s.serveDirectorMeta))
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	mux.HandleFunc("POST /v1/devices/{device}/reports", s.device(s.handleReports))
-	mux.HandleFunc("PUT /v1/artifacts/{sha}", s.scoped(ScopeIntegrator, s.handlePutArtifact))
+	mux.HandleFunc("PUT /v1/artifacts/{sha}", s.scoped(ScopeIntegrator, s.uploadDeadline(s.handlePutArtifact)))
 	mux.HandleFunc("GET /v1/image/targets", s.scoped(ScopeIntegrator, s.handleGetImageTargets))
 	mux.HandleFunc("POST /v1/image/targets", s.scoped(ScopeIntegrator, s.handlePostImageTargets))
 	mux.HandleFunc("POST /v1/roots/{repo}", s.scoped(ScopeAdmin, s.handleRootRotation))
@@ -59,7 +61,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/devices", s.scoped(ScopeViewer, s.handleListDevices))
 	mux.HandleFunc("GET /v1/devices/{device}", s.scoped(ScopeViewer, s.handleGetDevice))
 	mux.HandleFunc("GET /v1/devices/{device}/history", s.scoped(ScopeViewer, s.handleHistory))
-	return mux
+	return httpbound.Handler(s.cfg.Timeouts.Timeouts, mux)
 }
 
 // httpError is an error with an HTTP status.
@@ -268,6 +270,11 @@ func (s *Server) lookupDeviceKey(ctx context.Context, id string) (ed25519.Public
 	}
 	if err != nil {
 		return nil, err
+	}
+	// A key stored before enrollment refused weak keys must not sign
+	// anything: under a small-order key trivial signatures verify.
+	if err := keys.CheckEd25519Public(k); err != nil {
+		return nil, fmt.Errorf("%w: device %s has a weak key (%v); enroll it again", devauth.ErrUnknownDevice, id, err)
 	}
 	s.dkeys.Store(id, k)
 	return k, nil

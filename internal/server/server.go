@@ -8,7 +8,7 @@
 //	GET  /image/{N}.root.json | timestamp.json | {N}.snapshot.json | {N}.targets.json
 //	GET  /image/targets/{name}/{version}/{sha256}.{file}        artifact (Range supported)
 //	GET  /director/{device}/...                                 that device's director (signed request)
-//	POST /v1/enroll                                             {token, device_id, hardware_id, public_key}
+//	POST /v1/enroll                                             {device_id, hardware_id, public_key, token_id, nonce, proof} (package enroll)
 //	POST /v1/devices/{device}/reports                           [signed reports] (signed request)
 //	PUT  /v1/artifacts/{sha256}                                 artifact bytes (integrator)
 //	GET  /v1/image/targets                                      latest image targets.json (integrator)
@@ -29,10 +29,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -60,6 +57,14 @@ type Config struct {
 	// FreeSpace reports free bytes in a directory; nil means statfs. Tests
 	// replace it to play a full disk.
 	FreeSpace diskspace.Func
+
+	// TLSCertFile and TLSKeyFile are the server's certificate and key
+	// (see ResolveTLS for the defaults). Without them Serve refuses to
+	// start unless InsecureHTTP allows plain HTTP.
+	TLSCertFile, TLSKeyFile string
+	InsecureHTTP            bool
+	// Timeouts bound slow clients (see Timeouts; zero: defaults).
+	Timeouts Timeouts
 }
 
 // Server is a running OTA server.
@@ -155,29 +160,6 @@ func NewToken() string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// Serve serves HTTP on ln until ctx ends, and re-signs expiring metadata in
-// the background.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-	}
-	go s.resignLoop(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hs.Shutdown(sctx)
-		return nil
-	case err := <-errc:
-		return fmt.Errorf("server: %w", err)
-	}
 }
 
 func (s *Server) resignLoop(ctx context.Context) {

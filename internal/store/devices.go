@@ -30,41 +30,6 @@ func HashToken(tok string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// AddEnrollToken stores a one-time enrollment token for group.
-func (s *Store) AddEnrollToken(ctx context.Context, tok, group string, expires time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO enroll_tokens (hash, grp, expires) VALUES (?,?,?)`, HashToken(tok), group, unix(expires))
-	return err
-}
-
-// Enroll consumes a one-time token and registers the device, in one
-// transaction. A used, expired or unknown token, or an id already taken,
-// changes nothing.
-func (s *Store) Enroll(ctx context.Context, tok string, d Device, now time.Time) (Device, error) {
-	err := s.Tx(ctx, func(tx *sql.Tx) error {
-		var grp string
-		var exp, used int64
-		err := tx.QueryRowContext(ctx, `SELECT grp, expires, used FROM enroll_tokens WHERE hash=?`, HashToken(tok)).Scan(&grp, &exp, &used)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && (used != 0 || exp < unix(now))) {
-			return fmt.Errorf("%w: enrollment token unknown, used or expired", ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		d.Group = grp
-		d.Enrolled = now.UTC().Truncate(time.Second)
-		if _, err := tx.ExecContext(ctx, `UPDATE enroll_tokens SET used=? WHERE hash=?`, unix(now), HashToken(tok)); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO devices (id, public_key, hardware_id, grp, enrolled) VALUES (?,?,?,?,?)`,
-			d.ID, d.PublicKey, d.HardwareID, d.Group, unix(now))
-		if err != nil {
-			return fmt.Errorf("%w: device %s: %v", ErrDuplicate, d.ID, err)
-		}
-		return nil
-	})
-	return d, err
-}
-
 // DevicePublicKey returns a device's enrolled key.
 func (s *Store) DevicePublicKey(ctx context.Context, id string) (ed25519.PublicKey, error) {
 	var pk []byte

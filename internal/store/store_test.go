@@ -45,7 +45,10 @@ func TestEnrollTokenIsUsedOnceAndDuplicateIDChangesNothing(t *testing.T) {
 	if err != nil || d.Group != "g" {
 		t.Fatalf("enroll: %v %+v", err, d)
 	}
-	for name, tok := range map[string]string{"used": "tok", "expired": "old", "unknown": "nope"} {
+	if _, err := st.Enroll(ctx, "tok", store.Device{ID: "d-used", HardwareID: "hw", PublicKey: key}, now); !errors.Is(err, store.ErrTokenUsed) || !errors.Is(err, store.ErrConflict) {
+		t.Errorf("used token: %v, want ErrTokenUsed", err)
+	}
+	for name, tok := range map[string]string{"expired": "old", "unknown": "nope"} {
 		if _, err := st.Enroll(ctx, tok, store.Device{ID: "d-" + name, HardwareID: "hw", PublicKey: key}, now); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s token: %v, want ErrNotFound", name, err)
 		}

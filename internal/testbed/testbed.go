@@ -7,6 +7,7 @@ package testbed
 import (
 	"archive/tar"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -20,10 +21,12 @@ import (
 
 	"github.com/ztota/ztota/internal/agent"
 	"github.com/ztota/ztota/internal/apiclient"
+	"github.com/ztota/ztota/internal/httpbound"
 	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
 
@@ -37,6 +40,10 @@ type Options struct {
 	Verbose bool
 	// Keys shapes the key set (e.g. several root keys with a threshold).
 	Keys keyset.Options
+	// TLS serves HTTPS with the key set's server certificate; agents and
+	// the admin client pin the key set's CA. Without it the bed serves
+	// plain HTTP and agents run with insecure_http.
+	TLS bool
 }
 
 // Bed is a running server with its keys.
@@ -48,6 +55,8 @@ type Bed struct {
 	Server  *server.Server
 	Admin   *apiclient.Client
 	Log     *slog.Logger
+	// CA is the pinned CA file of a TLS bed ("" for plain HTTP).
+	CA string
 }
 
 type tlogWriter struct{ t testing.TB }
@@ -88,10 +97,27 @@ func New(t testing.TB, o Options) *Bed {
 	if o.Front != nil {
 		h = o.Front(h)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	var tc *tls.Config
+	scheme := "http://"
+	if o.TLS {
+		var cert, key string
+		b.CA, cert, key = keyset.TLSFiles(filepath.Join(b.KeysDir, keyset.OnlineDir))
+		if tc, err = tlsutil.ServerConfig(cert, key); err != nil {
+			t.Fatal(err)
+		}
+		scheme = "https://"
+	}
+	hs := httpbound.Server(h, cfg.Timeouts.Timeouts, tc)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); hs.Serve(ln) }()
+	go func() {
+		defer wg.Done()
+		if tc != nil {
+			hs.ServeTLS(ln, "", "")
+		} else {
+			hs.Serve(ln)
+		}
+	}()
 	// The server's own loop re-signs expiring metadata; run it here too.
 	wg.Add(1)
 	go func() {
@@ -113,12 +139,19 @@ func New(t testing.TB, o Options) *Bed {
 		wg.Wait()
 		srv.Close()
 	})
-	b.URL = "http://" + ln.Addr().String()
+	b.URL = scheme + ln.Addr().String()
 	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminTokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.Admin = apiclient.New(b.URL, strings.TrimSpace(string(tok)))
+	if b.CA != "" {
+		tr, err := tlsutil.Transport(b.CA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Admin.HTTP.Transport = tr
+	}
 	return b
 }
 
@@ -139,7 +172,7 @@ func (b *Bed) AgentConfig(id, hw string) *agent.Config {
 	}
 	data := filepath.Join(b.Dir, "devices", id)
 	cfg := &agent.Config{
-		DeviceID: id, HardwareID: hw, ServerURL: b.URL, DataDir: data,
+		DeviceID: id, HardwareID: hw, ServerURL: b.URL, DataDir: data, ServerCA: b.CA, InsecureHTTP: b.CA == "",
 		ImageRoot:    filepath.Join(b.KeysDir, keyset.OnlineDir, keyset.ImageRootFile),
 		DirectorRoot: filepath.Join(b.KeysDir, keyset.OnlineDir, keyset.DirectorRootFile),
 		EnrollToken:  tok,
