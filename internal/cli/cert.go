@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -324,7 +325,7 @@ type certBundle struct {
 }
 
 func verifyCmd(g *globals) *cobra.Command {
-	var rootFile, artifact, revocations, stateFile, logURL string
+	var rootFile, artifact, revocations, stateFile, logURL, logCA string
 	var requireLog bool
 	var minRevocations int64
 	c := &cobra.Command{
@@ -377,7 +378,11 @@ written atomically.`,
 			}
 			o.MinRevocationsVersion = minRevocations
 			if logURL != "" {
-				o.Prover = logProver(cmd.Context(), root, logURL)
+				tr, err := caTransport(logCA, "ZTOTA_CERTD_CA")
+				if err != nil {
+					return err
+				}
+				o.Prover = logProver(cmd.Context(), root, logURL, &http.Client{Transport: tr, Timeout: translog.DefaultClientTimeout})
 			}
 			var rep *certverify.Report
 			if stateFile == "" {
@@ -425,13 +430,14 @@ written atomically.`,
 	c.Flags().StringVar(&stateFile, "state", "", "verifier state file: records the newest revocation list and checkpoint, refuses older ones")
 	c.Flags().Int64Var(&minRevocations, "min-revocations-version", 0, "refuse revocation lists below this version")
 	c.Flags().StringVar(&logURL, "log-url", "", "the certification service's URL, to fetch log consistency proofs")
+	c.Flags().StringVar(&logCA, "ca", "", "PEM CA pinned for --log-url's certificate (or $ZTOTA_CERTD_CA)")
 	c.MarkFlagRequired("root")
 	return c
 }
 
 // logProver fetches consistency proofs from the log of the certification
 // service at base (its /v1/log).
-func logProver(ctx context.Context, root *certroot.Root, base string) certverify.ConsistencyProver {
+func logProver(ctx context.Context, root *certroot.Root, base string, hc *http.Client) certverify.ConsistencyProver {
 	return func(oldSize, newSize int64) (tlog.TreeProof, error) {
 		key, err := root.PinnedLogVerifierKey()
 		if err != nil {
@@ -441,7 +447,7 @@ func logProver(ctx context.Context, root *certroot.Root, base string) certverify
 		if err != nil {
 			return nil, err
 		}
-		c := &translog.Client{BaseURL: strings.TrimSuffix(base, "/") + "/v1/log", Verifier: v}
+		c := &translog.Client{BaseURL: strings.TrimSuffix(base, "/") + "/v1/log", Verifier: v, HTTP: hc}
 		return c.ConsistencyProof(ctx, oldSize, newSize)
 	}
 }

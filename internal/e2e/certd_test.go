@@ -136,7 +136,7 @@ func TestCertificationServiceRealProcesses(t *testing.T) {
 	// checkpoint through --log-url); the old list replayed is then refused
 	// as a rollback and the state file does not change.
 	out, errOut, code = ztotaExit(t, "verify", filepath.Join(dir, "recent.bundle.json"), "--root", root, "--artifact", path["recent"],
-		"--revocations", filepath.Join(off, "revocations.json"), "--require-log", "--state", state, "--log-url", "http://"+addr)
+		"--revocations", filepath.Join(off, "revocations.json"), "--require-log", "--state", state, "--log-url", "https://"+addr, "--ca", ca)
 	if code != 1 || !strings.Contains(errOut, "certificate revoked") {
 		t.Fatalf("verify revoked recent with state: exit %d\n%s%s", code, out, errOut)
 	}
@@ -145,7 +145,7 @@ func TestCertificationServiceRealProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, code = ztotaExit(t, "verify", filepath.Join(dir, "recent.bundle.json"), "--root", root, "--artifact", path["recent"],
-		"--revocations", oldList, "--require-log", "--state", state, "--log-url", "http://"+addr)
+		"--revocations", oldList, "--require-log", "--state", state, "--log-url", "https://"+addr, "--ca", ca)
 	if code != 1 || !strings.Contains(errOut, "older than the trusted one") {
 		t.Fatalf("the old list replayed with state: exit %d, want a rollback refusal\n%s%s", code, out, errOut)
 	}
