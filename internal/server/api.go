@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -232,6 +231,13 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
+		// The same name rules as the agent and the report format: a
+		// name a device could not sign into its reports would wedge
+		// every deployment of it. The whole document is refused.
+		if err := tufrepo.CheckTargetPath(p); err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, "%v (nothing from this targets document was stored)", err))
+			return
+		}
 		tf := t.Signed.Targets[p]
 		tf.Path = p
 		im, err := tufrepo.ParseImageMeta(tf)
@@ -241,9 +247,8 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 		}
 		// The path names the release the custom metadata describes, so
 		// "name@version" and the path never select different artifacts.
-		prefix := tufrepo.TargetPath(im.Name, im.Version, "")
-		if file, ok := strings.CutPrefix(p, prefix); !ok || file == "" || file == "." || file == ".." || strings.ContainsAny(file, "/\\") {
-			s.fail(w, r, errorf(http.StatusBadRequest, "target %s: the path must be %s<file> for release %s@%s", p, prefix, im.Name, im.Version))
+		if err := tufrepo.CheckReleasePath(p, im); err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
 		sha, err := tufrepo.SHA256(tf)

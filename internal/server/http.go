@@ -322,6 +322,13 @@ func (s *Server) serveMeta(w http.ResponseWriter, r *http.Request, repo, rootRep
 		}
 	case role == tufrepo.Root:
 		m, err = s.st.MetaVersion(r.Context(), rootRepo, role, version)
+		if errors.Is(err, store.ErrNotFound) {
+			// Every TUF client asks for the root after its newest one on
+			// each refresh: 404 is the normal answer, not a refusal.
+			s.log.Debug("no such root version", "path", r.URL.Path)
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
 	default:
 		m, err = s.st.MetaVersion(r.Context(), repo, role, version)
 	}
