@@ -110,6 +110,9 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	var added []store.Report
 	err = s.tx(r.Context(), func(tx *sql.Tx) error {
+		if err := flagReportTimesTx(r.Context(), tx, dev, rows, now); err != nil {
+			return err
+		}
 		var err error
 		if added, err = store.AddReportsTx(r.Context(), tx, rows, now); err != nil {
 			return err
@@ -371,31 +374,6 @@ func (s *Server) handleEnrollToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "group": req.Group, "expires": exp.UTC()})
-}
-
-func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Scope string `json:"scope"`
-		Name  string `json:"name"`
-	}
-	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if scopeRank[req.Scope] == 0 {
-		s.fail(w, r, errorf(http.StatusBadRequest, "scope must be admin, integrator or viewer"))
-		return
-	}
-	if len(req.Name) > 128 {
-		s.fail(w, r, errorf(http.StatusBadRequest, "name longer than 128 bytes"))
-		return
-	}
-	tok := NewToken()
-	if err := s.st.AddAPIToken(r.Context(), tok, req.Scope, req.Name); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]string{"token": tok, "scope": req.Scope})
 }
 
 func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) {

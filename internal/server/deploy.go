@@ -107,6 +107,16 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 			devs = append(devs, d)
 		}
 	}
+	if req.Group != "" {
+		devs = slices.DeleteFunc(devs, func(d store.Device) bool { return !d.Decommissioned.IsZero() }) // no longer part of the fleet
+		if len(devs) == 0 {
+			s.fail(w, r, errorf(http.StatusBadRequest, "group %q has no devices that are not decommissioned", req.Group))
+			return
+		}
+	} else if err := checkNotDecommissioned(devs); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	var wrong []string
 	for _, d := range devs {
 		if !slices.Contains(rel.HardwareIDs, d.HardwareID) {

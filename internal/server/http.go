@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +50,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/roots/{repo}", s.scoped(ScopeAdmin, s.handleRootRotation))
 	mux.HandleFunc("POST /v1/enroll-tokens", s.scoped(ScopeAdmin, s.handleEnrollToken))
 	mux.HandleFunc("POST /v1/tokens", s.scoped(ScopeAdmin, s.handleToken))
+	mux.HandleFunc("GET /v1/tokens", s.scoped(ScopeAdmin, s.handleListTokens))
+	mux.HandleFunc("POST /v1/tokens/{id}/revoke", s.scoped(ScopeAdmin, s.handleRevokeToken))
+	mux.HandleFunc("POST /v1/devices/{device}/decommission", s.scoped(ScopeAdmin, s.handleDecommission))
 	mux.HandleFunc("POST /v1/deployments", s.scoped(ScopeAdmin, s.handleCreateDeployment))
 	mux.HandleFunc("POST /v1/deployments/{id}/halt", s.scoped(ScopeAdmin, s.handleHaltDeployment))
 	mux.HandleFunc("GET /v1/deployments", s.scoped(ScopeViewer, s.handleListDeployments))
@@ -209,12 +211,8 @@ func (s *Server) scoped(min string, h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "an API token is required: send 'Authorization: Bearer <token>'"))
 			return
 		}
-		scope, err := s.st.TokenScope(r.Context(), tok)
+		scope, err := s.checkToken(r.Context(), tok)
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				s.fail(w, r, errorf(http.StatusUnauthorized, "unknown API token"))
-				return
-			}
 			s.fail(w, r, err)
 			return
 		}
@@ -266,20 +264,6 @@ func (s *Server) device(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (s *Server) lookupDeviceKey(ctx context.Context, id string) (ed25519.PublicKey, error) {
-	if k, ok := s.dkeys.Load(id); ok {
-		return k.(ed25519.PublicKey), nil
-	}
-	k, err := s.st.DevicePublicKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, devauth.ErrUnknownDevice
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.dkeys.Store(id, k)
-	return k, nil
-}
 
 // parseMetaFile splits "N.role.json" or "timestamp.json".
 func parseMetaFile(file string) (role string, version int64, err error) {

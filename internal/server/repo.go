@@ -272,7 +272,7 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 	}
 	for _, repo := range repos {
 		dev, ok := strings.CutPrefix(repo, "director/")
-		if !ok {
+		if !ok || s.decommissionedRepo(ctx, repo) {
 			continue
 		}
 		err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -306,7 +306,7 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 			return err
 		}
 		for _, repo := range repos {
-			if seen[repo] {
+			if seen[repo] || s.decommissionedRepo(ctx, repo) {
 				continue
 			}
 			seen[repo] = true

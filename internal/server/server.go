@@ -71,8 +71,9 @@ type Server struct {
 	mu      sync.Mutex // serialises metadata writers
 	dirty   []string   // repositories published in the running transaction (under mu)
 	cache   *metaCache
-	dkeys   sync.Map // device id -> ed25519.PublicKey
-	touched sync.Map // device id -> time.Time of the last last-seen write
+	dkeys   sync.Map   // device id -> deviceKey
+	keyMu   sync.Mutex // serialises device key cache misses and decommissions
+	touched sync.Map   // device id -> time.Time of the last last-seen write
 }
 
 func (c *Config) defaults() {
