@@ -192,7 +192,7 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 		}
 		opened, failed, done := 0, 0, 0
 		for _, d := range devs {
-			if d.Wave > dep.Wave {
+			if d.Wave > dep.Wave || d.Status == store.DevCancelled { // cancelled (decommissioned) devices do not count
 				continue
 			}
 			opened++

@@ -264,7 +264,6 @@ func (s *Server) device(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-
 // parseMetaFile splits "N.role.json" or "timestamp.json".
 func parseMetaFile(file string) (role string, version int64, err error) {
 	if file == "timestamp.json" {
