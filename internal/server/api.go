@@ -78,7 +78,7 @@ type ReportsResponse struct {
 func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	dev := r.Context().Value(deviceCtxKey{}).(string)
 	body := r.Context().Value(deviceBodyKey{}).([]byte)
-	batch, err := report.ParseBatch(body, 256)
+	batch, err := report.ParseBatch(body, maxReportsPerBatch)
 	if err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
@@ -30,9 +31,12 @@ var scopeRank = map[string]int{ScopeViewer: 1, ScopeIntegrator: 2, ScopeAdmin: 3
 
 // Bounds on request bodies.
 const (
-	maxJSONBody    = 64 << 10
-	maxReportBody  = 1 << 20
-	maxTargetsBody = tufrepo.MaxMetadataSize
+	maxJSONBody = 64 << 10
+	// A report batch: at most maxReportsPerBatch signed reports (the agent
+	// sends 64), and the bytes report.ParseBatch allows for them.
+	maxReportsPerBatch = 64
+	maxReportBody      = (maxReportsPerBatch + 1) * report.MaxSignedLen
+	maxTargetsBody     = tufrepo.MaxMetadataSize
 )
 
 // Handler returns the server's HTTP handler.
@@ -41,9 +45,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /image/{file}", s.serveImageMeta)
 	mux.HandleFunc("GET /image/targets/{path...}", s.serveArtifact)
-	mux.HandleFunc("GET /director/{device}/{file}", s.device(s.serveDirectorMeta))
+	replay := devauth.NewReplayGuard(s.cfg.DeviceReplayWindow)
+	mux.HandleFunc("GET /director/{device}/{file}", s.device(0, nil, s.serveDirectorMeta))
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
-	mux.HandleFunc("POST /v1/devices/{device}/reports", s.device(s.handleReports))
+	mux.HandleFunc("POST /v1/devices/{device}/reports", s.device(maxReportBody, replay, s.handleReports))
 	mux.HandleFunc("PUT /v1/artifacts/{sha}", s.scoped(ScopeIntegrator, s.handlePutArtifact))
 	mux.HandleFunc("GET /v1/image/targets", s.scoped(ScopeIntegrator, s.handleGetImageTargets))
 	mux.HandleFunc("POST /v1/image/targets", s.scoped(ScopeIntegrator, s.handlePostImageTargets))
@@ -229,11 +234,15 @@ type deviceBodyKey struct{}
 
 // device guards a handler with a signed device request whose device id
 // matches the {device} in the path.
-func (s *Server) device(h http.HandlerFunc) http.HandlerFunc {
+// At most maxBody bytes of body are read, and a larger declared length is
+// refused before the key lookup. Replays are refused with one window per
+// device (see devauth.ReplayGuard): a device that fills its own window
+// gets 503 with Retry-After, and only it.
+func (s *Server) device(maxBody int64, replay *devauth.ReplayGuard, h http.HandlerFunc) http.HandlerFunc {
 	v := &devauth.Verifier{
 		Lookup:  s.lookupDeviceKey,
-		MaxBody: maxReportBody,
-		Replay:  devauth.NewReplayGuard(1 << 16),
+		MaxBody: maxBody,
+		Replay:  replay,
 		Now:     s.cfg.Now,
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -245,7 +254,8 @@ func (s *Server) device(h http.HandlerFunc) http.HandlerFunc {
 			} else if errors.Is(err, devauth.ErrReplay) {
 				code = http.StatusConflict
 			} else if errors.Is(err, devauth.ErrReplayCacheFull) {
-				code = http.StatusServiceUnavailable
+				code = http.StatusServiceUnavailable // 5xx: the device's outbox retries, never drops the batch
+				w.Header().Set("Retry-After", strconv.Itoa(int(devauth.MaxSkew/time.Second)))
 			} else if !errors.Is(err, devauth.ErrMissingAuth) && !errors.Is(err, devauth.ErrMalformedAuth) &&
 				!errors.Is(err, devauth.ErrStale) && !errors.Is(err, devauth.ErrBadSignature) && !errors.Is(err, devauth.ErrUnknownDevice) {
 				s.fail(w, r, err)

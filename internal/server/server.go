@@ -57,6 +57,9 @@ type Config struct {
 	DirectorTargetTTL time.Duration // default 30 days
 	ResignInterval    time.Duration // how often expiring metadata is re-signed; default 1m
 	MaxArtifactSize   int64         // default 2 GiB
+	// DeviceReplayWindow bounds the signed non-GET requests one device may
+	// make within the replay window (2 × devauth.MaxSkew); default 1024.
+	DeviceReplayWindow int
 	// FreeSpace reports free bytes in a directory; nil means statfs. Tests
 	// replace it to play a full disk.
 	FreeSpace diskspace.Func
@@ -97,6 +100,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxArtifactSize == 0 {
 		c.MaxArtifactSize = 2 << 30
+	}
+	if c.DeviceReplayWindow <= 0 {
+		c.DeviceReplayWindow = 1024
 	}
 }
 
