@@ -333,6 +333,9 @@ func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store
 	if r.Target == "" {
 		return nil
 	}
+	if err := s.lateOutcomeTx(ctx, tx, dev, r, status); err != nil {
+		return err
+	}
 	deps, err := store.ActiveDeploymentsForDeviceTx(ctx, tx, dev, r.Target)
 	if err != nil {
 		return err

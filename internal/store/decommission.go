@@ -91,3 +91,12 @@ func InterruptedDeploymentsTx(ctx context.Context, tx *sql.Tx, dev, target strin
 	}
 	return out, rows.Err()
 }
+
+// AssignedInRunningTx reports whether a running deployment currently
+// assigns the device a release (its director belongs to that deployment).
+func AssignedInRunningTx(ctx context.Context, tx *sql.Tx, dev string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deployment_devices dd JOIN deployments d ON dd.deployment=d.id
+		WHERE dd.device_id=? AND dd.status=? AND d.status=?`, dev, DevAssigned, DeployRunning).Scan(&n)
+	return n > 0, err
+}
