@@ -321,6 +321,9 @@ func devicesCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DEVICE\tHARDWARE\tSTATE\tINSTALLED\tASSIGNED\tLAST SEEN")
 			for _, d := range devs {
+				if !d.Decommissioned.IsZero() {
+					d.State = "decommissioned"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.HardwareID, d.State, d.Installed, d.Assigned, d.LastSeen.Format(time.RFC3339))
 			}
 			return tw.Flush()

@@ -54,6 +54,9 @@ func TestTokenAndDeviceRevocationCommands(t *testing.T) {
 	if code, out := run(t, append([]string{"devices", "revoke", "dev-1"}, admin...)...); code != 0 || !strings.Contains(out, "device dev-1 decommissioned at") {
 		t.Fatalf("devices revoke: %d %s", code, out)
 	}
+	if code, out := run(t, append([]string{"devices", "list"}, admin...)...); code != 0 || !strings.Contains(out, "decommissioned") {
+		t.Fatalf("devices list after the revocation: %d %s", code, out)
+	}
 	if code, out := run(t, append([]string{"devices", "revoke", "dev-9"}, admin...)...); code == 0 || !strings.Contains(out, "404") {
 		t.Fatalf("revoking an unknown device: %d %s", code, out)
 	}

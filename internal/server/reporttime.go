@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"net/http"
 	"time"
 
 	"github.com/ztota/ztota/internal/store"
@@ -32,11 +33,15 @@ func reportTimeFlag(t, received, enrolled time.Time) string {
 	return ""
 }
 
-// flagReportTimesTx sets the time flag of each report of dev.
+// flagReportTimesTx sets the time flag of each report of dev, and refuses
+// the batch of a device decommissioned since its request was verified.
 func flagReportTimesTx(ctx context.Context, tx *sql.Tx, dev string, rows []store.Report, now time.Time) error {
 	d, err := store.DeviceTx(ctx, tx, dev)
 	if err != nil {
 		return err
+	}
+	if !d.Decommissioned.IsZero() { // decommissioned after the request was authenticated
+		return errorf(http.StatusForbidden, "%v: %s no longer may update or report", errDecommissioned, dev)
 	}
 	for i := range rows {
 		rows[i].TimeFlag = reportTimeFlag(rows[i].Time, now, d.Enrolled)
