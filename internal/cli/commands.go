@@ -384,7 +384,7 @@ func tokenCmd(g *globals) *cobra.Command {
 	}
 	create.Flags().StringVar(&scope, "scope", "viewer", "admin, integrator or viewer")
 	create.Flags().StringVar(&name, "name", "", "a label")
-	create.Flags().DurationVar(&tokTTL, "ttl", server.DefaultTokenTTL, "validity")
+	create.Flags().DurationVar(&tokTTL, "ttl", server.DefaultTokenTTL, "validity (at most 5 years; 0 means the default)")
 	af.add(create)
 	c.AddCommand(tokenListCmd(g), tokenRevokeCmd(g))
 	var af2 apiFlags

@@ -110,7 +110,7 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	var added []store.Report
 	err = s.tx(r.Context(), func(tx *sql.Tx) error {
-		if err := flagReportTimesTx(r.Context(), tx, dev, rows, now); err != nil {
+		if err := s.flagReportTimesTx(r.Context(), tx, dev, rows, now); err != nil {
 			return err
 		}
 		var err error

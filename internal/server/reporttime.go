@@ -35,7 +35,7 @@ func reportTimeFlag(t, received, enrolled time.Time) string {
 
 // flagReportTimesTx sets the time flag of each report of dev, and refuses
 // the batch of a device decommissioned since its request was verified.
-func flagReportTimesTx(ctx context.Context, tx *sql.Tx, dev string, rows []store.Report, now time.Time) error {
+func (s *Server) flagReportTimesTx(ctx context.Context, tx *sql.Tx, dev string, rows []store.Report, now time.Time) error {
 	d, err := store.DeviceTx(ctx, tx, dev)
 	if err != nil {
 		return err
@@ -43,8 +43,14 @@ func flagReportTimesTx(ctx context.Context, tx *sql.Tx, dev string, rows []store
 	if !d.Decommissioned.IsZero() { // decommissioned after the request was authenticated
 		return errorf(http.StatusForbidden, "%v: %s no longer may update or report", errDecommissioned, dev)
 	}
+	flagged := 0
 	for i := range rows {
-		rows[i].TimeFlag = reportTimeFlag(rows[i].Time, now, d.Enrolled)
+		if rows[i].TimeFlag = reportTimeFlag(rows[i].Time, now, d.Enrolled); rows[i].TimeFlag != "" {
+			flagged++
+		}
+	}
+	if flagged > 0 {
+		s.log.Warn("device report times outside the accepted window; stored and flagged", "device", dev, "reports", flagged)
 	}
 	return nil
 }
