@@ -115,6 +115,9 @@ func (a *Agent) Refresh(ctx context.Context) ([]Candidate, error) {
 	sort.Strings(paths)
 	var out []Candidate
 	for _, p := range paths {
+		if err := tufrepo.CheckTargetPath(p); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+		}
 		info, _, err := client.GetTargetInfo(p)
 		if err != nil {
 			return nil, fmt.Errorf("%w: director and image repository disagree on %s: %v", ErrRefused, p, err)

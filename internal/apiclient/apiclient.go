@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -182,5 +183,35 @@ func (c *Client) Releases(ctx context.Context) ([]store.Release, error) {
 func (c *Client) Halt(ctx context.Context, id string) (server.DeploymentView, error) {
 	var out server.DeploymentView
 	err := c.do(ctx, http.MethodPost, "/v1/deployments/"+id+"/halt", nil, 0, &out)
+	return out, err
+}
+
+// CreateToken creates an API token; the answer holds the secret, which the
+// server shows only this once.
+func (c *Client) CreateToken(ctx context.Context, req server.TokenRequest) (server.TokenResponse, error) {
+	var out server.TokenResponse
+	err := c.postJSON(ctx, "/v1/tokens", req, &out)
+	return out, err
+}
+
+// Tokens lists the API tokens (ids, names, scopes and times; no secrets).
+func (c *Client) Tokens(ctx context.Context) ([]store.APIToken, error) {
+	var out []store.APIToken
+	err := c.do(ctx, http.MethodGet, "/v1/tokens", nil, -1, &out)
+	return out, err
+}
+
+// RevokeToken revokes the API token with the given id.
+func (c *Client) RevokeToken(ctx context.Context, id string) (store.APIToken, error) {
+	var out store.APIToken
+	err := c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, 0, &out)
+	return out, err
+}
+
+// DecommissionDevice revokes a device: the server refuses its requests and
+// stops signing its director.
+func (c *Client) DecommissionDevice(ctx context.Context, id string) (server.DecommissionResponse, error) {
+	var out server.DecommissionResponse
+	err := c.do(ctx, http.MethodPost, "/v1/devices/"+url.PathEscape(id)+"/decommission", nil, 0, &out)
 	return out, err
 }

@@ -356,6 +356,9 @@ func devicesCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DEVICE\tHARDWARE\tSTATE\tINSTALLED\tASSIGNED\tLAST SEEN")
 			for _, d := range devs {
+				if !d.Decommissioned.IsZero() {
+					d.State = "decommissioned"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.HardwareID, d.State, d.Installed, d.Assigned, d.LastSeen.Format(time.RFC3339))
 			}
 			return tw.Flush()
@@ -379,14 +382,14 @@ func devicesCmd(g *globals) *cobra.Command {
 				return json.NewEncoder(g.stdout).Encode(h)
 			}
 			for _, r := range h {
-				fmt.Fprintf(g.stdout, "%s #%d %-16s %s %s\n", r.Time.Format(time.RFC3339), r.Seq, r.State, r.Target, r.Detail)
+				fmt.Fprintln(g.stdout, historyLine(r))
 			}
 			return nil
 		},
 	}
 	af2.add(hist)
 	hist.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.AddCommand(list, hist)
+	c.AddCommand(list, hist, devicesRevokeCmd(g))
 	return c
 }
 
@@ -394,24 +397,31 @@ func tokenCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "token", Short: "API and enrollment tokens"}
 	var af apiFlags
 	var scope, name string
+	var tokTTL time.Duration
 	create := &cobra.Command{
-		Use: "create --scope admin|integrator|viewer", Short: "Create an API token", Args: cobra.NoArgs,
+		Use: "create --scope admin|integrator|viewer [--ttl 2160h]", Short: "Create an API token (printed once; the server keeps only its hash)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tokTTL < 0 || tokTTL > 0 && tokTTL < time.Second {
+				return fmt.Errorf("--ttl must be at least 1s")
+			}
 			api, err := af.client()
 			if err != nil {
 				return err
 			}
-			t, err := api.NewToken(cmd.Context(), scope, name)
+			t, err := api.CreateToken(cmd.Context(), server.TokenRequest{Scope: scope, Name: name, TTLSeconds: int64(tokTTL / time.Second)})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, t)
+			fmt.Fprintln(g.stdout, t.Token)
+			fmt.Fprintf(g.stderr, "token %s (%s) expires %s\n", t.ID, t.Scope, t.Expires.Format(time.RFC3339))
 			return nil
 		},
 	}
 	create.Flags().StringVar(&scope, "scope", "viewer", "admin, integrator or viewer")
 	create.Flags().StringVar(&name, "name", "", "a label")
+	create.Flags().DurationVar(&tokTTL, "ttl", server.DefaultTokenTTL, "validity (at most 5 years; 0 means the default)")
 	af.add(create)
+	c.AddCommand(tokenListCmd(g), tokenRevokeCmd(g))
 	var af2 apiFlags
 	var group string
 	var ttl time.Duration

@@ -37,7 +37,7 @@ var (
 	ErrUnknownDevice     = errors.New("devauth: unknown device: enroll the device first")
 	ErrBodyTooLarge      = errors.New("devauth: request body exceeds the allowed size: send smaller batches")
 	ErrReplay            = errors.New("devauth: request was already received: sign every request afresh")
-	ErrReplayCacheFull   = errors.New("devauth: too many requests in the replay window: retry later")
+	ErrReplayCacheFull   = errors.New("devauth: this device sent too many requests in the replay window: retry later")
 	ErrInvalidSigningKey = errors.New("devauth: invalid signing key or device id: check the device identity files")
 )
 

@@ -32,7 +32,9 @@
 // The server (Verify) accepts a clock skew of at most MaxSkew in either
 // direction, reads at most a bounded body, and verifies the signature with
 // the key registered for the claimed device. A ReplayGuard refuses a second
-// use of the same non-GET request signature while it could still verify.
+// use of the same non-GET request signature while it could still verify,
+// with one bounded window per device, so that a device filling its window
+// is refused alone.
 // Which URLs a device may touch (only those under its own id) is the
 // server's policy, decided from the device id Verify returns.
 package devauth

@@ -49,6 +49,11 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (deviceID string
 }
 
 func verify(ctx context.Context, r *http.Request, lookup KeyLookup, now time.Time, maxBody int64, guard *ReplayGuard) (string, []byte, error) {
+	// A declared length over the route's bound is refused before anything
+	// else; an undeclared one is read only up to the bound (readBody).
+	if r.ContentLength > max(maxBody, 0) {
+		return "", nil, fmt.Errorf("%w: %d bytes declared, at most %d allowed", ErrBodyTooLarge, r.ContentLength, max(maxBody, 0))
+	}
 	deviceID, unix, sig, err := parseHeaders(r.Header)
 	if err != nil {
 		return "", nil, err

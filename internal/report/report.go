@@ -8,16 +8,21 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/tufrepo"
 )
 
 // Bounds on a report and its signed form.
 const (
 	MaxPayload   = 8 << 10  // bytes of report JSON
-	MaxTarget    = 256      // bytes
 	MaxVersion   = 128      // bytes
 	MaxDetail    = 2048     // bytes
 	MaxSignedLen = 12 << 10 // bytes of one signed report's JSON (base64 payload and signature)
 )
+
+// MaxTarget bounds the target field in bytes. It is the bound every target
+// path obeys (tufrepo.CheckTargetPath), so a device can name any target the
+// server accepted in the reports it signs.
+const MaxTarget = tufrepo.MaxTargetPath
 
 // Report is one status report of a device.
 type Report struct {

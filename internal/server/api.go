@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -109,7 +108,7 @@ type ReportsResponse struct {
 func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	dev := r.Context().Value(deviceCtxKey{}).(string)
 	body := r.Context().Value(deviceBodyKey{}).([]byte)
-	batch, err := report.ParseBatch(body, 256)
+	batch, err := report.ParseBatch(body, maxReportsPerBatch)
 	if err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return
@@ -141,6 +140,9 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	var added []store.Report
 	err = s.tx(r.Context(), func(tx *sql.Tx) error {
+		if err := s.flagReportTimesTx(r.Context(), tx, dev, rows, now); err != nil {
+			return err
+		}
 		var err error
 		if added, err = store.AddReportsTx(r.Context(), tx, rows, now); err != nil {
 			return err
@@ -262,6 +264,13 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
+		// The same name rules as the agent and the report format: a
+		// name a device could not sign into its reports would wedge
+		// every deployment of it. The whole document is refused.
+		if err := tufrepo.CheckTargetPath(p); err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, "%v (nothing from this targets document was stored)", err))
+			return
+		}
 		tf := t.Signed.Targets[p]
 		tf.Path = p
 		im, err := tufrepo.ParseImageMeta(tf)
@@ -271,9 +280,8 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 		}
 		// The path names the release the custom metadata describes, so
 		// "name@version" and the path never select different artifacts.
-		prefix := tufrepo.TargetPath(im.Name, im.Version, "")
-		if file, ok := strings.CutPrefix(p, prefix); !ok || file == "" || file == "." || file == ".." || strings.ContainsAny(file, "/\\") {
-			s.fail(w, r, errorf(http.StatusBadRequest, "target %s: the path must be %s<file> for release %s@%s", p, prefix, im.Name, im.Version))
+		if err := tufrepo.CheckReleasePath(p, im); err != nil {
+			s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
 		sha, err := tufrepo.SHA256(tf)
@@ -396,31 +404,6 @@ func (s *Server) handleEnrollToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "group": req.Group, "expires": exp.UTC()})
-}
-
-func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Scope string `json:"scope"`
-		Name  string `json:"name"`
-	}
-	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if scopeRank[req.Scope] == 0 {
-		s.fail(w, r, errorf(http.StatusBadRequest, "scope must be admin, integrator or viewer"))
-		return
-	}
-	if len(req.Name) > 128 {
-		s.fail(w, r, errorf(http.StatusBadRequest, "name longer than 128 bytes"))
-		return
-	}
-	tok := NewToken()
-	if err := s.st.AddAPIToken(r.Context(), tok, req.Scope, req.Name); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]string{"token": tok, "scope": req.Scope})
 }
 
 func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) {

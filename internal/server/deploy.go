@@ -107,6 +107,16 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 			devs = append(devs, d)
 		}
 	}
+	if req.Group != "" {
+		devs = slices.DeleteFunc(devs, func(d store.Device) bool { return !d.Decommissioned.IsZero() }) // no longer part of the fleet
+		if len(devs) == 0 {
+			s.fail(w, r, errorf(http.StatusBadRequest, "group %q has no devices that are not decommissioned", req.Group))
+			return
+		}
+	} else if err := checkNotDecommissioned(devs); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	var wrong []string
 	for _, d := range devs {
 		if !slices.Contains(rel.HardwareIDs, d.HardwareID) {
@@ -182,7 +192,7 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 		}
 		opened, failed, done := 0, 0, 0
 		for _, d := range devs {
-			if d.Wave > dep.Wave {
+			if d.Wave > dep.Wave || d.Status == store.DevCancelled { // cancelled (decommissioned) devices do not count
 				continue
 			}
 			opened++
@@ -322,6 +332,9 @@ func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store
 	}
 	if r.Target == "" {
 		return nil
+	}
+	if err := s.lateOutcomeTx(ctx, tx, dev, r, status); err != nil {
+		return err
 	}
 	deps, err := store.ActiveDeploymentsForDeviceTx(ctx, tx, dev, r.Target)
 	if err != nil {

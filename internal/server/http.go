@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/httpbound"
-	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/strictjson"
 	"github.com/ztota/ztota/internal/tufrepo"
@@ -33,9 +32,12 @@ var scopeRank = map[string]int{ScopeViewer: 1, ScopeIntegrator: 2, ScopeAdmin: 3
 
 // Bounds on request bodies.
 const (
-	maxJSONBody    = 64 << 10
-	maxReportBody  = 1 << 20
-	maxTargetsBody = tufrepo.MaxMetadataSize
+	maxJSONBody = 64 << 10
+	// A report batch: at most maxReportsPerBatch signed reports (the agent
+	// sends 64), and the bytes report.ParseBatch allows for them.
+	maxReportsPerBatch = 64
+	maxReportBody      = (maxReportsPerBatch + 1) * report.MaxSignedLen
+	maxTargetsBody     = tufrepo.MaxMetadataSize
 )
 
 // Handler returns the server's HTTP handler.
@@ -44,15 +46,19 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /image/{file}", s.serveImageMeta)
 	mux.HandleFunc("GET /image/targets/{path...}", s.serveArtifact)
-	mux.HandleFunc("GET /director/{device}/{file}", s.device(s.serveDirectorMeta))
+	replay := devauth.NewReplayGuard(s.cfg.DeviceReplayWindow)
+	mux.HandleFunc("GET /director/{device}/{file}", s.device(0, nil, s.serveDirectorMeta))
 	mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
-	mux.HandleFunc("POST /v1/devices/{device}/reports", s.device(s.handleReports))
+	mux.HandleFunc("POST /v1/devices/{device}/reports", s.device(maxReportBody, replay, s.handleReports))
 	mux.HandleFunc("PUT /v1/artifacts/{sha}", s.scoped(ScopeIntegrator, s.uploadDeadline(s.handlePutArtifact)))
 	mux.HandleFunc("GET /v1/image/targets", s.scoped(ScopeIntegrator, s.handleGetImageTargets))
 	mux.HandleFunc("POST /v1/image/targets", s.scoped(ScopeIntegrator, s.handlePostImageTargets))
 	mux.HandleFunc("POST /v1/roots/{repo}", s.scoped(ScopeAdmin, s.handleRootRotation))
 	mux.HandleFunc("POST /v1/enroll-tokens", s.scoped(ScopeAdmin, s.handleEnrollToken))
 	mux.HandleFunc("POST /v1/tokens", s.scoped(ScopeAdmin, s.handleToken))
+	mux.HandleFunc("GET /v1/tokens", s.scoped(ScopeAdmin, s.handleListTokens))
+	mux.HandleFunc("POST /v1/tokens/{id}/revoke", s.scoped(ScopeAdmin, s.handleRevokeToken))
+	mux.HandleFunc("POST /v1/devices/{device}/decommission", s.scoped(ScopeAdmin, s.handleDecommission))
 	mux.HandleFunc("POST /v1/deployments", s.scoped(ScopeAdmin, s.handleCreateDeployment))
 	mux.HandleFunc("POST /v1/deployments/{id}/halt", s.scoped(ScopeAdmin, s.handleHaltDeployment))
 	mux.HandleFunc("GET /v1/deployments", s.scoped(ScopeViewer, s.handleListDeployments))
@@ -203,12 +209,8 @@ func (s *Server) scoped(min string, h http.HandlerFunc) http.HandlerFunc {
 			s.fail(w, r, errorf(http.StatusUnauthorized, "an API token is required: send 'Authorization: Bearer <token>'"))
 			return
 		}
-		scope, err := s.st.TokenScope(r.Context(), tok)
+		scope, err := s.checkToken(r.Context(), tok)
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				s.fail(w, r, errorf(http.StatusUnauthorized, "unknown API token"))
-				return
-			}
 			s.fail(w, r, err)
 			return
 		}
@@ -225,11 +227,15 @@ type deviceBodyKey struct{}
 
 // device guards a handler with a signed device request whose device id
 // matches the {device} in the path.
-func (s *Server) device(h http.HandlerFunc) http.HandlerFunc {
+// At most maxBody bytes of body are read, and a larger declared length is
+// refused before the key lookup. Replays are refused with one window per
+// device (see devauth.ReplayGuard): a device that fills its own window
+// gets 503 with Retry-After, and only it.
+func (s *Server) device(maxBody int64, replay *devauth.ReplayGuard, h http.HandlerFunc) http.HandlerFunc {
 	v := &devauth.Verifier{
 		Lookup:  s.lookupDeviceKey,
-		MaxBody: maxReportBody,
-		Replay:  devauth.NewReplayGuard(1 << 16),
+		MaxBody: maxBody,
+		Replay:  replay,
 		Now:     s.cfg.Now,
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -241,7 +247,8 @@ func (s *Server) device(h http.HandlerFunc) http.HandlerFunc {
 			} else if errors.Is(err, devauth.ErrReplay) {
 				code = http.StatusConflict
 			} else if errors.Is(err, devauth.ErrReplayCacheFull) {
-				code = http.StatusServiceUnavailable
+				code = http.StatusServiceUnavailable // 5xx: the device's outbox retries, never drops the batch
+				w.Header().Set("Retry-After", strconv.Itoa(int(devauth.MaxSkew/time.Second)))
 			} else if !errors.Is(err, devauth.ErrMissingAuth) && !errors.Is(err, devauth.ErrMalformedAuth) &&
 				!errors.Is(err, devauth.ErrStale) && !errors.Is(err, devauth.ErrBadSignature) && !errors.Is(err, devauth.ErrUnknownDevice) {
 				s.fail(w, r, err)
@@ -258,26 +265,6 @@ func (s *Server) device(h http.HandlerFunc) http.HandlerFunc {
 		ctx = context.WithValue(ctx, deviceBodyKey{}, body)
 		h(w, r.WithContext(ctx))
 	}
-}
-
-func (s *Server) lookupDeviceKey(ctx context.Context, id string) (ed25519.PublicKey, error) {
-	if k, ok := s.dkeys.Load(id); ok {
-		return k.(ed25519.PublicKey), nil
-	}
-	k, err := s.st.DevicePublicKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, devauth.ErrUnknownDevice
-	}
-	if err != nil {
-		return nil, err
-	}
-	// A key stored before enrollment refused weak keys must not sign
-	// anything: under a small-order key trivial signatures verify.
-	if err := keys.CheckEd25519Public(k); err != nil {
-		return nil, fmt.Errorf("%w: device %s has a weak key (%v); enroll it again", devauth.ErrUnknownDevice, id, err)
-	}
-	s.dkeys.Store(id, k)
-	return k, nil
 }
 
 // parseMetaFile splits "N.role.json" or "timestamp.json".
@@ -321,6 +308,13 @@ func (s *Server) serveMeta(w http.ResponseWriter, r *http.Request, repo, rootRep
 		}
 	case role == tufrepo.Root:
 		m, err = s.st.MetaVersion(r.Context(), rootRepo, role, version)
+		if errors.Is(err, store.ErrNotFound) {
+			// Every TUF client asks for the root after its newest one on
+			// each refresh: 404 is the normal answer, not a refusal.
+			s.log.Debug("no such root version", "path", r.URL.Path)
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
 	default:
 		m, err = s.st.MetaVersion(r.Context(), repo, role, version)
 	}

@@ -298,7 +298,7 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 	}
 	for _, repo := range repos {
 		dev := repoDevice(repo)
-		if dev == "" {
+		if dev == "" || s.decommissionedRepo(ctx, repo) {
 			continue
 		}
 		if err := s.tx(ctx, func(tx *sql.Tx) error { return s.resignDirectorTx(ctx, tx, dev) }); err != nil {
@@ -317,7 +317,7 @@ func (s *Server) ResignExpiring(ctx context.Context) error {
 			return err
 		}
 		for _, repo := range repos {
-			if seen[repo] {
+			if seen[repo] || s.decommissionedRepo(ctx, repo) {
 				continue
 			}
 			seen[repo] = true

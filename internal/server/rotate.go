@@ -121,6 +121,9 @@ func (s *Server) adoptKeysTx(ctx context.Context, tx *sql.Tx, repo string, chang
 		return err
 	}
 	for _, d := range devs {
+		if !d.Decommissioned.IsZero() {
+			continue // a decommissioned device's director is no longer signed
+		}
 		var rel *store.Release
 		if d.Assigned != "" {
 			r, err := store.ReleaseTx(ctx, tx, d.Assigned)

@@ -15,7 +15,9 @@
 //	POST /v1/image/targets                                      new signed image targets.json (integrator)
 //	POST /v1/roots/{image|director}                             rotated root (admin)
 //	POST /v1/enroll-tokens                                      {group, ttl_seconds} (admin)
-//	POST /v1/tokens                                             {scope, name} (admin)
+//	POST /v1/tokens                                             {scope, name, ttl_seconds} (admin)
+//	GET  /v1/tokens, POST /v1/tokens/{id}/revoke                list (no secrets), revoke (admin)
+//	POST /v1/devices/{device}/decommission                      revoke a device (admin)
 //	POST /v1/deployments                                        {release, devices | group, waves, failure_threshold} (admin)
 //	POST /v1/deployments/{id}/halt                              stop a running deployment (admin)
 //	GET  /v1/deployments[/{id}], /v1/releases, /v1/devices[/{id}[/history]]   (viewer)
@@ -54,6 +56,9 @@ type Config struct {
 	DirectorTargetTTL time.Duration // default 30 days
 	ResignInterval    time.Duration // how often expiring metadata is re-signed; default 1m
 	MaxArtifactSize   int64         // default 2 GiB
+	// DeviceReplayWindow bounds the signed non-GET requests one device may
+	// make within the replay window (2 × devauth.MaxSkew); default 1024.
+	DeviceReplayWindow int
 	// FreeSpace reports free bytes in a directory; nil means statfs. Tests
 	// replace it to play a full disk.
 	FreeSpace diskspace.Func
@@ -76,8 +81,9 @@ type Server struct {
 	mu      sync.Mutex // serialises metadata writers
 	dirty   []string   // repositories published in the running transaction (under mu)
 	cache   *metaCache
-	dkeys   sync.Map // device id -> ed25519.PublicKey
-	touched sync.Map // device id -> time.Time of the last last-seen write
+	dkeys   sync.Map   // device id -> deviceKey
+	keyMu   sync.Mutex // serialises device key cache misses and decommissions
+	touched sync.Map   // device id -> time.Time of the last last-seen write
 }
 
 func (c *Config) defaults() {
@@ -101,6 +107,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxArtifactSize == 0 {
 		c.MaxArtifactSize = 2 << 30
+	}
+	if c.DeviceReplayWindow <= 0 {
+		c.DeviceReplayWindow = 1024
 	}
 }
 

@@ -187,13 +187,16 @@ func TestFailuresAboveThresholdHaltAndRestoreDirectors(t *testing.T) {
 	wantDirector(t, e, v1, ids(ds[2:])...)
 	wantDirector(t, e, v2, "d00", "d01")
 
-	// A late commit from a cancelled device changes nothing in the
-	// halted deployment.
+	// A late commit from a device that was mid-install at the halt is
+	// counted (field failure 10), and its director follows what it runs;
+	// the halted deployment stays halted and assigns nothing new.
 	e.mustPost(t, ds[4], ds[4].rep(report.StateCommitted, v2))
 	v = e.view(t, dep.ID)
 	if v.Status != store.DeployHalted {
 		t.Fatalf("a halted deployment moved: %+v", v.Deployment)
 	}
-	wantStatus(t, v, store.DevCancelled, ids(ds[4:])...)
+	wantStatus(t, v, store.DevCommitted, "d04")
+	wantStatus(t, v, store.DevCancelled, ids(ds[5:])...)
+	wantDirector(t, e, v2, "d04")
 	wantDirector(t, e, v1, ids(ds[5:])...)
 }

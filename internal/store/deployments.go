@@ -140,7 +140,10 @@ func (s *Store) DeploymentDevices(ctx context.Context, id string) ([]DeploymentD
 
 // SetDeploymentDeviceTx sets one device's status in a deployment.
 func SetDeploymentDeviceTx(ctx context.Context, tx *sql.Tx, dep, dev, status string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE deployment_devices SET status=?, updated=? WHERE deployment=? AND device_id=?`, status, unix(time.Now()), dep, dev)
+	now := unix(time.Now())
+	_, err := tx.ExecContext(ctx, `UPDATE deployment_devices SET status=?, updated=?,
+		assigned_at=CASE WHEN ?=? AND assigned_at=0 THEN ? ELSE assigned_at END WHERE deployment=? AND device_id=?`,
+		status, now, status, DevAssigned, now, dep, dev)
 	return err
 }
 

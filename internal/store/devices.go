@@ -22,6 +22,8 @@ type Device struct {
 	State      string    `json:"state"`
 	Installed  string    `json:"installed"`
 	Assigned   string    `json:"assigned"`
+	// Decommissioned is when the device was revoked; zero while active.
+	Decommissioned time.Time `json:"decommissioned,omitempty"`
 }
 
 // HashToken returns the stored form of a secret token.
@@ -46,13 +48,16 @@ func (s *Store) DevicePublicKey(ctx context.Context, id string) (ed25519.PublicK
 	return ed25519.PublicKey(pk), nil
 }
 
-const deviceCols = `id, public_key, hardware_id, grp, enrolled, last_seen, state, installed, assigned`
+const deviceCols = `id, public_key, hardware_id, grp, enrolled, last_seen, state, installed, assigned, decommissioned`
 
 func scanDevice(sc interface{ Scan(...any) error }) (Device, error) {
 	var d Device
-	var en, ls int64
-	err := sc.Scan(&d.ID, &d.PublicKey, &d.HardwareID, &d.Group, &en, &ls, &d.State, &d.Installed, &d.Assigned)
+	var en, ls, dc int64
+	err := sc.Scan(&d.ID, &d.PublicKey, &d.HardwareID, &d.Group, &en, &ls, &d.State, &d.Installed, &d.Assigned, &dc)
 	d.Enrolled = time.Unix(en, 0).UTC()
+	if dc != 0 {
+		d.Decommissioned = time.Unix(dc, 0).UTC()
+	}
 	if ls != 0 {
 		d.LastSeen = time.Unix(ls, 0).UTC()
 	}
@@ -122,10 +127,5 @@ func (s *Store) AddAPIToken(ctx context.Context, tok, scope, name string) error 
 
 // TokenScope returns the scope of an API token.
 func (s *Store) TokenScope(ctx context.Context, tok string) (string, error) {
-	var scope string
-	err := s.db.QueryRowContext(ctx, `SELECT scope FROM api_tokens WHERE hash=?`, HashToken(tok)).Scan(&scope)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
-	}
-	return scope, err
+	return s.CheckAPIToken(ctx, tok, time.Now()) // expired and revoked tokens have no scope
 }

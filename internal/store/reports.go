@@ -19,20 +19,30 @@ type Report struct {
 	Detail   string    `json:"detail,omitempty"`
 	Payload  []byte    `json:"payload"`
 	Sig      []byte    `json:"sig"`
-	Received time.Time `json:"received"`
+	Received time.Time `json:"received"` // the server's clock; always set
+	// TimeFlag says why Time (the device's clock) is not believed: "" when
+	// it is within the accepted window, else TimeFuture or TimeBeforeEnrollment.
+	TimeFlag string `json:"time_flag,omitempty"`
 }
+
+// Time flags of a report whose device time is outside the accepted window.
+const (
+	TimeFuture           = "future"
+	TimeBeforeEnrollment = "before-enrollment"
+)
 
 // AddReportsTx appends reports; a report whose id is already stored is
 // skipped (idempotent). It returns the reports that were new.
 func AddReportsTx(ctx context.Context, tx *sql.Tx, rs []Report, now time.Time) ([]Report, error) {
 	var added []Report
 	for _, r := range rs {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO reports (id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			r.ID, r.DeviceID, r.Seq, r.Time.UTC().UnixMilli(), r.State, r.Target, r.Version, r.Progress, r.Detail, r.Payload, r.Sig, now.UTC().UnixMilli())
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO reports (id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			r.ID, r.DeviceID, r.Seq, r.Time.UTC().UnixMilli(), r.State, r.Target, r.Version, r.Progress, r.Detail, r.Payload, r.Sig, now.UTC().UnixMilli(), r.TimeFlag)
 		if err != nil {
 			return nil, err
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
+			r.Received = time.UnixMilli(now.UTC().UnixMilli()).UTC()
 			added = append(added, r)
 		}
 	}
@@ -67,7 +77,7 @@ func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, er
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received FROM reports WHERE device_id=? ORDER BY seq, time LIMIT ?`, id, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq, time LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +86,7 @@ func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, er
 	for rows.Next() {
 		var r Report
 		var t, rc int64
-		if err := rows.Scan(&r.ID, &r.DeviceID, &r.Seq, &t, &r.State, &r.Target, &r.Version, &r.Progress, &r.Detail, &r.Payload, &r.Sig, &rc); err != nil {
+		if err := rows.Scan(&r.ID, &r.DeviceID, &r.Seq, &t, &r.State, &r.Target, &r.Version, &r.Progress, &r.Detail, &r.Payload, &r.Sig, &rc, &r.TimeFlag); err != nil {
 			return nil, err
 		}
 		r.Time = time.UnixMilli(t).UTC()
