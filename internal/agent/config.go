@@ -11,12 +11,14 @@
 //
 //	device.key           the device's ed25519 key (keys package format)
 //	enrolled             present once enrollment succeeded
-//	state.json           report sequence number, release counter floor, refused targets
+//	state.json           report sequence number, release counter floor, refused targets, last announced assignment
 //	tuf/image, tuf/director   trusted metadata of each repository
 //	download/<sha256>    partial or complete downloads (resumed with HTTP ranges)
 //	slots/               A/B slots (slot package)
 //	outbox/              unacknowledged signed reports (outbox package)
 //	module.log           output of the supervised module
+//	health.out           output of the last health command
+//	deadletter.jsonl     reports the server refused (bounded; see DESIGN.md)
 package agent
 
 import (
