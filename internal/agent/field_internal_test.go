@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/ztota/ztota/internal/outbox"
 	"github.com/ztota/ztota/internal/report"
+	"github.com/ztota/ztota/internal/tufrepo"
 )
 
 // TestRefusedSetEvictsTheOldest performs 1,001 refusals: the oldest entry
@@ -104,3 +110,45 @@ func TestTerminalReportIsQueuedWhenOutboxIsFull(t *testing.T) {
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
+
+// TestAgentComparesImageAndDirectorDigestsItself performs a director whose
+// trusted targets give the assigned path another sha256 (or length) than
+// the image repository's: the agent's own comparison refuses it, whatever
+// the multi-repository client said.
+func TestAgentComparesImageAndDirectorDigestsItself(t *testing.T) {
+	dir := t.TempDir()
+	a := &Agent{cfg: &Config{DataDir: dir}}
+	const p = "app/1.0.0/app-1.0.0.tar"
+	good := bytes.Repeat([]byte{1}, 32)
+	write := func(repo string, length int64, sha []byte) {
+		tf, err := tufrepo.TargetFile(p, length, sha, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := metadata.Targets(time.Now().Add(time.Hour))
+		md.Signed.Targets[p] = tf
+		data, err := md.ToBytes(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(dir, "tuf", repo), 0o700)
+		if err := os.WriteFile(filepath.Join(dir, "tuf", repo, "targets.json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := Candidate{Path: p, Info: &metadata.TargetFiles{Length: 10}, SHA256: hex.EncodeToString(good)}
+	write("image", 10, good)
+	write("director", 10, good)
+	if err := a.crossCheck(c); err != nil {
+		t.Fatalf("agreeing repositories: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		length int64
+		sha    []byte
+	}{"sha256": {10, bytes.Repeat([]byte{2}, 32)}, "length": {11, good}} {
+		write("director", tc.length, tc.sha)
+		if err := a.crossCheck(c); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "disagree") {
+			t.Fatalf("director with another %s: %v, want ErrRefused naming the disagreement", name, err)
+		}
+	}
+}

@@ -602,3 +602,47 @@ func TestModuleDoesNotSeeAgentSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedFloorSaveIsAnError performs a failing save of state.json right
+// after the commit (state.json cannot be replaced). The cycle returns the
+// error instead of only logging it, the commit stands and is reported, and
+// after the save works again a restarted agent still refuses an older
+// release (the floor comes from the committed slot).
+func TestFailedFloorSaveIsAnError(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	cfg := b.AgentConfig("dev-1", "board-a")
+	a := b.Agent(cfg)
+	statePath := filepath.Join(cfg.DataDir, "state.json")
+	a.OnStep = func(step string) {
+		if step == agent.StepHealthy { // from here on state.json cannot be replaced
+			os.Remove(statePath)
+			os.MkdirAll(filepath.Join(statePath, "in-the-way"), 0o700)
+		}
+	}
+	r5 := b.Release(b.ScriptBundle("5.0.0", true, 64), "5.0.0", 5, "board-a")
+	b.Deploy(r5.Target, "dev-1")
+	err := a.Cycle(testbed.Ctx(t))
+	if err == nil || !strings.Contains(err.Error(), "saving the release counter floor failed") {
+		t.Fatalf("cycle whose floor save failed: %v, want the failure returned", err)
+	}
+	if installed(t, a) != r5.SHA256 {
+		t.Fatal("the commit did not stand")
+	}
+	lastReport(t, b, a, "dev-1", "committed")
+	a.Close()
+	if err := os.RemoveAll(statePath); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := agent.New(testbed.Ctx(t), cfg, b.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a2.Close() })
+	if err := a2.Start(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	old := b.Release(b.ScriptBundle("4.0.0", true, 64), "4.0.0", 4, "board-a")
+	b.Deploy(old.Target, "dev-1")
+	err = a2.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a2, "dev-1", err, "refused", "rollback", r5.SHA256)
+}
