@@ -9,13 +9,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/ztota/ztota/internal/bundle"
+	"github.com/ztota/ztota/internal/fetch"
 	"github.com/ztota/ztota/internal/outbox"
 	"github.com/ztota/ztota/internal/report"
+	"github.com/ztota/ztota/internal/slot"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
 
@@ -149,6 +153,46 @@ func TestAgentComparesImageAndDirectorDigestsItself(t *testing.T) {
 		write("director", tc.length, tc.sha)
 		if err := a.crossCheck(c); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "disagree") {
 			t.Fatalf("director with another %s: %v, want ErrRefused naming the disagreement", name, err)
+		}
+	}
+}
+
+// TestBackoffIsBoundedExponentialWithJitter: the n-th transient failure in
+// a row waits within [d/2, d], d = retryBase·2^(n-1) capped at retryMax.
+func TestBackoffIsBoundedExponentialWithJitter(t *testing.T) {
+	for n := 1; n <= 40; n++ {
+		d := retryMax
+		if n < 20 {
+			d = min(retryBase<<(n-1), retryMax)
+		}
+		for range 50 {
+			if w := backoff(n); w < d/2 || w > d {
+				t.Fatalf("backoff(%d) = %s, want within [%s, %s]", n, w, d/2, d)
+			}
+		}
+	}
+}
+
+// TestClassifyFinalVersusTransient: only verdicts on signed metadata and
+// signed bytes that cannot be installed are final.
+func TestClassifyFinalVersusTransient(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want errClass
+	}{
+		{fmt.Errorf("%w: rollback", ErrRefused), classFinal},
+		{fmt.Errorf("install: %w", bundle.ErrUnsafeEntry), classFinal},
+		{fmt.Errorf("install: %w", slot.ErrUnsupported), classFinal},
+		{fmt.Errorf("download: %w", fetch.ErrHashMismatch), classTransient},
+		{fmt.Errorf("download: %w", fetch.ErrTooLong), classTransient},
+		{fmt.Errorf("download: %w", &fetch.HTTPStatusError{Code: 404}), classTransient},
+		{fmt.Errorf("download: %w", context.Canceled), classTransient},
+		{fmt.Errorf("download: %w", syscall.ENOSPC), classTransient},
+		{fmt.Errorf("install: %w", slot.ErrDigestMismatch), classTransient},
+		{fmt.Errorf("install: %w: %w", bundle.ErrFormat, context.Canceled), classTransient},
+	} {
+		if got := classify(tc.err); got != tc.want {
+			t.Errorf("classify(%v) = %s, want %s", tc.err, got, tc.want)
 		}
 	}
 }

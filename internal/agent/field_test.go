@@ -646,3 +646,46 @@ func TestFailedFloorSaveIsAnError(t *testing.T) {
 	err = a2.Cycle(testbed.Ctx(t))
 	refusedWith(t, b, a2, "dev-1", err, "refused", "rollback", r5.SHA256)
 }
+
+// TestRedeployOfRefusedReleaseIsAnswered performs a second deployment of a
+// release the device rolled back before. The device does not try it again
+// but answers the new deployment with "refused", once, so the deployment
+// ends (before, the device skipped it silently and the deployment ran for
+// ever with the device "assigned").
+func TestRedeployOfRefusedReleaseIsAnswered(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	v1 := installV1(t, b, a, "dev-1")
+	bad := b.Release(b.ScriptBundle("2.0.0", false, 64), "2.0.0", 2, "board-a")
+	first := b.Deploy(bad.Target, "dev-1")
+	a.Cycle(testbed.Ctx(t))
+	if got := installed(t, a); got != v1.SHA256 {
+		t.Fatalf("the device runs %q after a failed health check, want v1", got)
+	}
+	testbed.WaitFor(t, 10*time.Second, "the first deployment to end", func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		v, err := b.Admin.Deployment(testbed.Ctx(t), first.ID)
+		return err == nil && v.Status != store.DeployRunning
+	})
+	second := b.Deploy(bad.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	testbed.WaitFor(t, 10*time.Second, "the second deployment to end", func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		v, err := b.Admin.Deployment(testbed.Ctx(t), second.ID)
+		return err == nil && v.Status != store.DeployRunning
+	})
+	if st := deviceStatus(t, b, second.ID, "dev-1"); st != store.DevFailed {
+		t.Fatalf("second deployment counts the device %q, want %q", st, store.DevFailed)
+	}
+	if got := installed(t, a); got != v1.SHA256 {
+		t.Fatalf("the device runs %q after the redeployment, want v1", got)
+	}
+	n := len(b.History("dev-1"))
+	a.Cycle(testbed.Ctx(t))
+	a.FlushReports(testbed.Ctx(t))
+	if m := len(b.History("dev-1")); m != n {
+		t.Fatalf("%d more reports for a deployment already answered", m-n)
+	}
+}

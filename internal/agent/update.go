@@ -283,7 +283,13 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	why, refused := a.st.Refused[c.SHA256]
 	a.mu.Unlock()
 	if refused {
+		// Not retried; but every assignment gets an answer, so that a
+		// deployment of a release refused before ends.
 		a.log.Debug("target was refused before; not retrying", "target", c.Path, "why", why.Why)
+		if key := announceKey(c); c.Director.Deployment != "" && a.answered() != key {
+			a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, "refused before: "+why.Why)
+			return a.setAnnounced(key)
+		}
 		return nil
 	}
 	if err := a.checkPolicy(ctx, c); err != nil {
@@ -300,18 +306,16 @@ func (a *Agent) Cycle(ctx context.Context) error {
 // announceKey names one assignment: the deployment and the target.
 func announceKey(c Candidate) string { return c.Director.Deployment + " " + c.Path }
 
-// announce answers an assignment of the bytes the device already runs:
+// announce answers a deployment of the bytes the device already runs:
 // once per deployment and target name, it reports "committed" for the
 // assigned target name (the server matches reports on it), so that a
 // deployment of the same bytes under a new name, or of the release the
-// device runs, completes.
+// device runs, completes. An assignment outside any deployment (the
+// server pointing the device back at what it runs) needs no answer.
 func (a *Agent) announce(ctx context.Context, c Candidate, cur slot.Meta) error {
 	key := announceKey(c)
-	a.mu.Lock()
-	done := a.st.Announced == key
-	a.mu.Unlock()
-	if done {
-		return nil
+	if c.Director.Deployment == "" || a.answered() == key {
+		return nil // no deployment waits for an answer, or it has one
 	}
 	detail := ""
 	if cur.Target != c.Path {
@@ -319,6 +323,13 @@ func (a *Agent) announce(ctx context.Context, c Candidate, cur slot.Meta) error 
 	}
 	a.report(ctx, report.StateCommitted, c.Path, c.Image.Version, 0, detail)
 	return a.setAnnounced(key)
+}
+
+// answered is the last assignment the device answered (announceKey).
+func (a *Agent) answered() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.Announced
 }
 
 func (a *Agent) setAnnounced(key string) error {
@@ -346,6 +357,9 @@ func (a *Agent) reportOnce(ctx context.Context, st report.State, target, version
 func (a *Agent) refuse(ctx context.Context, c Candidate, err error) {
 	a.markRefused(c.SHA256, err.Error())
 	a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+	if err := a.setAnnounced(announceKey(c)); err != nil {
+		a.log.Error("saving state", "err", err)
+	}
 }
 
 // clearFailures forgets a run of transient failures (the release
