@@ -689,3 +689,33 @@ func TestRedeployOfRefusedReleaseIsAnswered(t *testing.T) {
 		t.Fatalf("%d more reports for a deployment already answered", m-n)
 	}
 }
+
+// TestSameBytesUnderOlderCounterIsRefusedNotCommitted performs a release
+// of the running bytes under a new name with a lower release counter. The
+// device answers the deployment with "refused" (its rollback policy), the
+// server does not record the older name as installed, and the running
+// bytes stay trusted.
+func TestSameBytesUnderOlderCounterIsRefusedNotCommitted(t *testing.T) {
+	b, _ := bed(t, testbed.Options{})
+	a := device(t, b, "dev-1", "board-a")
+	bundle := b.ScriptBundle("5.0.0", true, 64)
+	r5 := b.Release(bundle, "5.0.0", 5, "board-a")
+	b.Deploy(r5.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	low := b.Release(bundle, "0.9.0", 1, "board-a")
+	dep := b.Deploy(low.Target, "dev-1")
+	err := a.Cycle(testbed.Ctx(t))
+	refusedWith(t, b, a, "dev-1", err, "refused", "rollback", r5.SHA256)
+	testbed.WaitFor(t, 10*time.Second, "the deployment to count the refusal", func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		return deviceStatus(t, b, dep.ID, "dev-1") == store.DevFailed
+	})
+	if ref := a.Refused(); len(ref) != 0 {
+		t.Fatalf("the running bytes were put in the refused set: %v", ref)
+	}
+	if d, err := b.Server.Store().Device(testbed.Ctx(t), "dev-1"); err != nil || d.Installed != r5.Target {
+		t.Fatalf("the server thinks the device runs %q (%v), want %q", d.Installed, err, r5.Target)
+	}
+}

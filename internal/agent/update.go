@@ -277,6 +277,22 @@ func (a *Agent) Cycle(ctx context.Context) error {
 		a.lastErr = ""
 		a.pruneDownloads("")
 		a.clearFailures()
+		if err := a.checkPolicy(ctx, c); err != nil {
+			// The running bytes under a name this device's policy refuses
+			// (another hardware, a lower release counter): answer the
+			// deployment, but the bytes themselves stay trusted.
+			if classify(err) != classFinal {
+				return err
+			}
+			if key := announceKey(c); c.Director.Deployment != "" && a.answered() != key {
+				a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+				if serr := a.setAnnounced(key); serr != nil {
+					return serr
+				}
+				return err
+			}
+			return nil
+		}
 		return a.announce(ctx, c, cur)
 	}
 	a.mu.Lock()
