@@ -180,6 +180,14 @@ func TestOne404ThenSuccessInstalls(t *testing.T) {
 	if st := deviceStatus(t, b, dep.ID, "dev-1"); st != store.DevAssigned {
 		t.Fatalf("after one 404 the deployment counts the device %q, want %q", st, store.DevAssigned)
 	}
+	// One failed attempt is not yet a failure that persists: it is told in
+	// the progress state, not reported "failed".
+	if hasState(b, "dev-1", "failed") {
+		t.Fatal("a single 404 was reported as failed")
+	}
+	if d := lastReport(t, b, a, "dev-1", "downloading"); !strings.Contains(d, "will retry") || !strings.Contains(d, "404") {
+		t.Fatalf("last downloading report says %q; want the 404 and the retry named", d)
+	}
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -717,5 +725,50 @@ func TestSameBytesUnderOlderCounterIsRefusedNotCommitted(t *testing.T) {
 	}
 	if d, err := b.Server.Store().Device(testbed.Ctx(t), "dev-1"); err != nil || d.Installed != r5.Target {
 		t.Fatalf("the server thinks the device runs %q (%v), want %q", d.Installed, err, r5.Target)
+	}
+}
+
+// TestReplayAnswerIsRetriedNotDeadLettered performs a server that answers
+// 409 (a replayed request nonce) and 401 to the first report uploads: they
+// say nothing about the reports, which are sent again and all arrive;
+// nothing is dead-lettered.
+func TestReplayAnswerIsRetriedNotDeadLettered(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	cfg := b.AgentConfig("dev-1", "board-a")
+	a := b.Agent(cfg)
+	var n atomic.Int32
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/reports") {
+			return false
+		}
+		switch n.Add(1) {
+		case 1:
+			http.Error(w, "replayed request", http.StatusConflict)
+			return true
+		case 2:
+			http.Error(w, "request time outside the window", http.StatusUnauthorized)
+			return true
+		}
+		return false
+	})
+	r := b.Release(b.ScriptBundle("1.0.0", true, 64), "1.0.0", 1, "board-a")
+	b.Deploy(r.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	testbed.WaitFor(t, 15*time.Second, "the committed report", func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		return hasState(b, "dev-1", "committed")
+	})
+	if n.Load() < 3 {
+		t.Fatalf("only %d uploads: the refusals were not played", n.Load())
+	}
+	got := collapse(b.States("dev-1"))
+	want := []string{"downloading", "verifying", "installing", "restarting", "health-checking", "committed"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("states %v, want %v: a report was lost", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "deadletter.jsonl")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("something was dead-lettered after a 409 or 401: %v", err)
 	}
 }
