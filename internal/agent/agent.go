@@ -244,9 +244,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		wait := time.Duration(a.cfg.PollInterval)
 		wait = wait*4/5 + time.Duration(rand.Int64N(int64(wait)*2/5+1))
-		if a.retry && !a.retryAt.IsZero() {
-			// A transient failure: try again after its back-off.
-			wait = max(time.Until(a.retryAt), 0)
+		if until := time.Until(a.retryAt); a.retry && until > 0 {
+			// A transient failure: try again after its back-off (past
+			// it, the poll interval paces the attempts).
+			wait = until
 		}
 		select {
 		case <-ctx.Done():
