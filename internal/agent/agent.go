@@ -70,9 +70,8 @@ type Agent struct {
 	stopSend context.CancelFunc
 	sendDone chan struct{}
 
-	deadMu  sync.Mutex
-	dead    []string        // ids dead-lettered since the last notice
-	notices map[string]bool // ids of dead-letter notices (never noticed again)
+	deadMu sync.Mutex
+	dead   []string // ids dead-lettered since the last notice
 }
 
 // Steps at which a crash test may halt the agent.
@@ -520,12 +519,25 @@ func (a *Agent) deadLetter(e outbox.Entry, why *batchRefused) error {
 		return fmt.Errorf("dead-lettering report %s: %w", e.ID, err)
 	}
 	a.log.Error("the server refused a report; dead-lettered", "id", e.ID, "status", why.code, "reason", why.msg)
-	a.deadMu.Lock()
-	if !a.notices[e.ID] {
-		a.dead = append(a.dead, e.ID)
+	if isDeadNotice(e) {
+		return nil // no notice of a notice: the server refuses those too
 	}
+	a.deadMu.Lock()
+	a.dead = append(a.dead, e.ID)
 	a.deadMu.Unlock()
 	return nil
+}
+
+// deadNotice starts the detail of a dead-letter notice.
+const deadNotice = "the server refused "
+
+// isDeadNotice reports whether a queued report is a dead-letter notice.
+func isDeadNotice(e outbox.Entry) bool {
+	var p struct {
+		State  report.State `json:"state"`
+		Detail string       `json:"detail"`
+	}
+	return json.Unmarshal(e.Signed.Payload, &p) == nil && p.State == report.StateFailed && strings.HasPrefix(p.Detail, deadNotice)
 }
 
 // noticeDeadLetters reports "failed" naming the reports dead-lettered
@@ -539,21 +551,8 @@ func (a *Agent) noticeDeadLetters(ctx context.Context) bool {
 	if len(ids) == 0 || ctx.Err() != nil {
 		return false
 	}
-	detail := fmt.Sprintf("the server refused %d report(s), kept in %s on the device: %s", len(ids), deadLetterFile, strings.Join(ids, " "))
-	id := a.report(ctx, report.StateFailed, "", "", 0, detail)
-	if id == "" {
-		return false
-	}
-	a.deadMu.Lock()
-	if a.notices == nil {
-		a.notices = map[string]bool{}
-	}
-	if len(a.notices) > 1000 {
-		clear(a.notices)
-	}
-	a.notices[id] = true
-	a.deadMu.Unlock()
-	return true
+	detail := fmt.Sprintf("%s%d report(s), kept in %s on the device: %s", deadNotice, len(ids), deadLetterFile, strings.Join(ids, " "))
+	return a.report(ctx, report.StateFailed, "", "", 0, detail) != ""
 }
 
 // FlushReports sends what the outbox holds (used at shutdown and by tests).

@@ -772,3 +772,51 @@ func TestReplayAnswerIsRetriedNotDeadLettered(t *testing.T) {
 		t.Fatalf("something was dead-lettered after a 409 or 401: %v", err)
 	}
 }
+
+// TestRefusedNoticeIsNotNoticedAgain performs a server that refuses the
+// "verifying" report and also every dead-letter notice. The notice is
+// dead-lettered without a notice of its own (no loop), and the committed
+// report still arrives.
+func TestRefusedNoticeIsNotNoticedAgain(t *testing.T) {
+	b, f := bed(t, testbed.Options{})
+	cfg := b.AgentConfig("dev-1", "board-a")
+	a := b.Agent(cfg)
+	var notices atomic.Int32
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/reports") {
+			return false
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var batch []report.Signed
+		json.Unmarshal(body, &batch)
+		for _, s := range batch {
+			var p report.Report
+			json.Unmarshal(s.Payload, &p)
+			notice := p.State == report.StateFailed && strings.HasPrefix(p.Detail, "the server refused")
+			if notice && len(batch) == 1 {
+				notices.Add(1)
+			}
+			if p.State == report.StateVerifying || notice {
+				http.Error(w, "refused", http.StatusBadRequest)
+				return true
+			}
+		}
+		return false
+	})
+	r := b.Release(b.ScriptBundle("1.0.0", true, 64), "1.0.0", 1, "board-a")
+	b.Deploy(r.Target, "dev-1")
+	if err := a.Cycle(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	testbed.WaitFor(t, 15*time.Second, "the committed report", func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		return hasState(b, "dev-1", "committed")
+	})
+	for range 3 {
+		a.FlushReports(testbed.Ctx(t))
+	}
+	if n := notices.Load(); n != 1 {
+		t.Fatalf("%d dead-letter notices were sent one at a time, want exactly 1 (no notice of a notice)", n)
+	}
+}
