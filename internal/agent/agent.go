@@ -52,6 +52,14 @@ type Agent struct {
 	lastErr  string
 	lastFull time.Time
 	retry    bool // the last install failed transiently: refresh and try again
+	// A run of transient failures of one target: failed attempts, failed
+	// install runs, and when to try again (see transient).
+	failSHA  string
+	fails    int
+	failRuns int
+	retryAt  time.Time
+	// writeFault, if set (tests), fails download writes (a full disk).
+	writeFault func(off int64, n int) error
 	// halt, when set (tests only, from ZTOTA_TEST_HALT_AT), names a step at
 	// which the agent stops still so that a test can SIGKILL it there.
 	halt string
@@ -66,6 +74,9 @@ type Agent struct {
 
 	stopSend context.CancelFunc
 	sendDone chan struct{}
+
+	deadMu sync.Mutex
+	dead   []string // ids dead-lettered since the last notice
 }
 
 // Steps at which a crash test may halt the agent.
@@ -114,6 +125,11 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	if a.slots, err = slot.OpenDir(ctx, filepath.Join(cfg.DataDir, "slots"), cfg.MaxBoots); err != nil {
+		return nil, err
+	}
+	// The floor is at least the committed slot's release counter, whatever
+	// state.json says (a crash between the commit and its save).
+	if _, err := a.floor(ctx); err != nil {
 		return nil, err
 	}
 	if a.box, err = outbox.Open(ctx, filepath.Join(cfg.DataDir, "outbox"), 8<<20); err != nil {
@@ -251,6 +267,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		wait := time.Duration(a.cfg.PollInterval)
 		wait = wait*4/5 + time.Duration(rand.Int64N(int64(wait)*2/5+1))
+		if until := time.Until(a.retryAt); a.retry && until > 0 {
+			// A transient failure: try again after its back-off (past
+			// it, the poll interval paces the attempts).
+			wait = until
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -271,8 +292,13 @@ func (a *Agent) exitedModule() <-chan struct{} {
 	return a.proc.exited()
 }
 
-// report records a signed status report in the outbox and nudges the sender.
-func (a *Agent) report(ctx context.Context, state report.State, target, version string, progress int, detail string) {
+// report records a signed status report in the outbox and nudges the
+// sender, and returns the report's id ("" when it could not be queued).
+// Text fields are cleaned (report.Clean: no escape sequences or control
+// characters, cut at a character boundary within the bound) before
+// signing, so that any text, such as a health command's coloured output,
+// makes a valid report. A terminal report is never dropped (see queue).
+func (a *Agent) report(ctx context.Context, state report.State, target, version string, progress int, detail string) string {
 	a.mu.Lock()
 	a.st.Seq++
 	seq := a.st.Seq
@@ -282,35 +308,107 @@ func (a *Agent) report(ctx context.Context, state report.State, target, version 
 		a.log.Error("saving state", "err", err)
 	}
 	r := report.New(a.cfg.DeviceID, seq, state, time.Now())
-	r.Target, r.Version, r.Progress = target, version, progress
-	if len(detail) > 1000 {
-		detail = detail[:1000]
-	}
-	r.Detail = detail
+	r.Target = report.Clean(target, report.MaxTarget, false)
+	r.Version = report.Clean(version, report.MaxVersion, false)
+	r.Progress = min(max(progress, 0), 100)
+	r.Detail = report.Clean(detail, report.MaxDetail, true)
 	s, err := report.SignReport(a.key, r)
 	if err != nil {
-		a.log.Error("signing report", "err", err)
-		return
+		// Not expected with cleaned fields: keep the state, say why.
+		a.log.Error("signing report", "state", state, "err", err)
+		r.Target, r.Version = "", ""
+		r.Detail = report.Clean("this report could not be signed as made: "+err.Error(), report.MaxDetail, true)
+		if s, err = report.SignReport(a.key, r); err != nil {
+			a.log.Error("signing report", "state", state, "err", err)
+			return ""
+		}
 	}
-	err = a.box.Add(ctx, s, r.ID)
-	if errors.Is(err, outbox.ErrFull) {
-		// Make room by sending what is queued, then try once more; the
-		// report is dropped only if the server stays unreachable (the
-		// gap in seq tells the server).
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		a.box.Flush(fctx, 64, a.sendBatch)
-		cancel()
-		err = a.box.Add(ctx, s, r.ID)
+	if err := a.queue(ctx, s, r); err != nil {
+		a.log.Error("queueing report", "state", state, "err", err)
+		return ""
 	}
-	if err != nil {
-		a.log.Error("queueing report", "err", err)
-		return
-	}
-	a.log.Info("status", "state", state, "target", target, "progress", progress, "detail", detail)
+	a.log.Info("status", "state", state, "target", target, "progress", progress, "detail", r.Detail)
 	select {
 	case a.nudge <- struct{}{}:
 	default:
 	}
+	return r.ID
+}
+
+// queue adds a signed report to the outbox. When the outbox is full it
+// first sends what is queued; for a terminal report it then evicts the
+// oldest progress reports, and if the outbox holds nothing but terminal
+// reports it waits, sending with back-off, until there is room or ctx
+// ends. Only progress reports are ever dropped (the gap in seq tells the
+// server).
+func (a *Agent) queue(ctx context.Context, s report.Signed, r report.Report) error {
+	add := func() error { return a.box.Add(context.WithoutCancel(ctx), s, r.ID) }
+	flush := func() {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		a.box.Flush(fctx, 64, a.sendBatch)
+		cancel()
+	}
+	err := add()
+	if !errors.Is(err, outbox.ErrFull) {
+		return err
+	}
+	flush()
+	if err = add(); !errors.Is(err, outbox.ErrFull) || !r.State.Terminal() {
+		return err
+	}
+	if err := a.evictProgress(ctx, int64(len(s.Payload)+len(s.Sig)+len(r.ID))+64); err != nil {
+		return err
+	}
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		if err = add(); !errors.Is(err, outbox.ErrFull) {
+			return err
+		}
+		a.log.Warn("the outbox is full of terminal reports; waiting for the server to take them", "state", r.State)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; the %s report waited until the agent stopped", err, r.State)
+		case <-time.After(wait):
+		}
+		flush()
+	}
+}
+
+// evictProgress evicts the oldest pending progress (non-terminal) reports,
+// at least need bytes of them if there are that many.
+func (a *Agent) evictProgress(ctx context.Context, need int64) error {
+	pending, err := a.box.Pending(context.WithoutCancel(ctx), 0)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	var freed int64
+	for _, e := range pending {
+		if freed >= need {
+			break
+		}
+		if entryState(e).Terminal() {
+			continue
+		}
+		ids = append(ids, e.ID)
+		freed += int64(len(e.Signed.Payload) + len(e.Signed.Sig) + len(e.ID))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	a.log.Warn("outbox full: evicting progress reports to keep a terminal one", "evicted", len(ids))
+	return a.box.Evict(context.WithoutCancel(ctx), ids)
+}
+
+// entryState is the state a queued report announces (the agent's own
+// signed payload).
+func entryState(e outbox.Entry) report.State {
+	var p struct {
+		State report.State `json:"state"`
+	}
+	if json.Unmarshal(e.Signed.Payload, &p) != nil {
+		return ""
+	}
+	return p.State
 }
 
 func (a *Agent) sendLoop(ctx context.Context) {
@@ -319,6 +417,9 @@ func (a *Agent) sendLoop(ctx context.Context) {
 	for {
 		if _, err := a.box.Flush(ctx, 64, a.sendBatch); err != nil && ctx.Err() == nil {
 			a.log.Debug("reports not sent yet", "err", err)
+		}
+		if a.noticeDeadLetters(ctx) {
+			continue
 		}
 		select {
 		case <-ctx.Done():
@@ -333,7 +434,21 @@ func (a *Agent) sendLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) sendBatch(ctx context.Context, batch []outbox.Entry) error {
+// batchRefused is the server's refusal of the reports themselves (400,
+// 413, 422): sending the same bytes again cannot succeed. Other answers
+// say nothing about the reports and are retried: 401 (the request's
+// signature, the device's clock, an enrollment not yet known), 403, 409
+// (a replayed request nonce: the next request has a fresh one), 429, 5xx.
+type batchRefused struct {
+	code int
+	msg  string
+}
+
+func (e *batchRefused) Error() string {
+	return fmt.Sprintf("server refused reports: %d %s: %s", e.code, http.StatusText(e.code), e.msg)
+}
+
+func (a *Agent) post(ctx context.Context, batch []outbox.Entry) error {
 	signed := make([]report.Signed, len(batch))
 	for i, e := range batch {
 		signed[i] = e.Signed
@@ -354,15 +469,122 @@ func (a *Agent) sendBatch(ctx context.Context, batch []outbox.Entry) error {
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("server refused reports: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return nil
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return &batchRefused{code: resp.StatusCode, msg: report.Clean(strings.TrimSpace(string(msg)), 512, false)}
+	}
+	return fmt.Errorf("server refused reports: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+}
+
+// sendBatch sends a batch. When the server refuses the reports themselves,
+// it sends them one at a time and dead-letters those refused alone, so
+// that one report the server will never take cannot block the outbox.
+func (a *Agent) sendBatch(ctx context.Context, batch []outbox.Entry) error {
+	err := a.post(ctx, batch)
+	var br *batchRefused
+	if !errors.As(err, &br) {
+		return err
+	}
+	if len(batch) == 1 {
+		return a.deadLetter(batch[0], br)
+	}
+	for _, e := range batch {
+		err := a.post(ctx, []outbox.Entry{e})
+		if errors.As(err, &br) {
+			if err := a.deadLetter(e, br); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err // the server stores a resent report once (by id)
+		}
 	}
 	return nil
+}
+
+// maxDeadLetter bounds deadletter.jsonl; past it the oldest lines go.
+const maxDeadLetter = 256 << 10
+
+// deadLetterFile is where refused reports are kept, one JSON object a line.
+const deadLetterFile = "deadletter.jsonl"
+
+// deadLetter keeps a report the server refused in deadletter.jsonl and
+// queues a notice of it (see noticeDeadLetters).
+func (a *Agent) deadLetter(e outbox.Entry, why *batchRefused) error {
+	line, err := json.Marshal(struct {
+		ID     string        `json:"id"`
+		Time   time.Time     `json:"time"`
+		Status int           `json:"status"`
+		Reason string        `json:"reason"`
+		Report report.Signed `json:"report"`
+	}{e.ID, time.Now().UTC(), why.code, why.msg, e.Signed})
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	p := filepath.Join(a.cfg.DataDir, deadLetterFile)
+	old, err := os.ReadFile(p)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	data := append(old, line...)
+	for len(data) > maxDeadLetter {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 || i == len(data)-1 {
+			data = line
+			break
+		}
+		data = data[i+1:]
+	}
+	if err := keys.WriteFileAtomic(p, data, 0o600); err != nil {
+		return fmt.Errorf("dead-lettering report %s: %w", e.ID, err)
+	}
+	a.log.Error("the server refused a report; dead-lettered", "id", e.ID, "status", why.code, "reason", why.msg)
+	if isDeadNotice(e) {
+		return nil // no notice of a notice: the server refuses those too
+	}
+	a.deadMu.Lock()
+	a.dead = append(a.dead, e.ID)
+	a.deadMu.Unlock()
+	return nil
+}
+
+// deadNotice starts the detail of a dead-letter notice.
+const deadNotice = "the server refused "
+
+// isDeadNotice reports whether a queued report is a dead-letter notice.
+func isDeadNotice(e outbox.Entry) bool {
+	var p struct {
+		State  report.State `json:"state"`
+		Detail string       `json:"detail"`
+	}
+	return json.Unmarshal(e.Signed.Payload, &p) == nil && p.State == report.StateFailed && strings.HasPrefix(p.Detail, deadNotice)
+}
+
+// noticeDeadLetters reports "failed" naming the reports dead-lettered
+// since the last notice, and says whether it queued one. A notice the
+// server refuses in turn is dead-lettered without a new notice.
+func (a *Agent) noticeDeadLetters(ctx context.Context) bool {
+	a.deadMu.Lock()
+	ids := a.dead
+	a.dead = nil
+	a.deadMu.Unlock()
+	if len(ids) == 0 || ctx.Err() != nil {
+		return false
+	}
+	detail := fmt.Sprintf("%s%d report(s), kept in %s on the device: %s", deadNotice, len(ids), deadLetterFile, strings.Join(ids, " "))
+	return a.report(ctx, report.StateFailed, "", "", 0, detail) != ""
 }
 
 // FlushReports sends what the outbox holds (used at shutdown and by tests).
 func (a *Agent) FlushReports(ctx context.Context) error {
 	_, err := a.box.Flush(ctx, 64, a.sendBatch)
+	if err == nil && a.noticeDeadLetters(ctx) {
+		_, err = a.box.Flush(ctx, 64, a.sendBatch)
+	}
 	return err
 }
 
@@ -375,7 +597,7 @@ func (a *Agent) Refused() map[string]string {
 	defer a.mu.Unlock()
 	out := make(map[string]string, len(a.st.Refused))
 	for k, v := range a.st.Refused {
-		out[k] = v
+		out[k] = v.Why
 	}
 	return out
 }

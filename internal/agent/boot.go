@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -35,11 +36,12 @@ func (a *Agent) boot(ctx context.Context) error {
 	if err := a.slots.Verify(ctx, dec.Slot); err != nil {
 		return a.rollback(ctx, m.Target, m.Version, m.SHA256, "slot contents do not verify: "+err.Error())
 	}
-	p, err := startModule(dec.Dir, a.cfg.Module, a.logPath(), a.moduleEnv(dec.Slot, m.Version))
+	env := a.moduleEnv(dec.Slot, m.Version)
+	p, err := startModule(dec.Dir, a.cfg.Module, a.logPath(), env)
 	if err != nil {
 		return a.rollback(ctx, m.Target, m.Version, m.SHA256, err.Error())
 	}
-	if err := healthCheck(ctx, p, dec.Dir, a.cfg.Module.Health); err != nil {
+	if err := healthCheck(ctx, p, dec.Dir, a.cfg.Module.Health, env, filepath.Join(a.cfg.DataDir, "health.out")); err != nil {
 		p.stop(5 * time.Second)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -51,25 +53,31 @@ func (a *Agent) boot(ctx context.Context) error {
 		p.stop(5 * time.Second)
 		return fmt.Errorf("commit: %w", err)
 	}
+	// The committed slot's release counter is now the floor: the slot
+	// state holding it was written atomically by Commit; state.json keeps
+	// the maximum across later rollbacks and is saved next. A crash or a
+	// failed save here cannot lower the floor (see floor), but a failed
+	// save is still an error.
 	a.mu.Lock()
 	if m.ReleaseCounter > a.st.Floor {
 		a.st.Floor = m.ReleaseCounter
 	}
 	err = saveState(a.statePath(), a.st)
 	a.mu.Unlock()
-	if err != nil {
-		a.log.Error("saving state", "err", err)
-	}
 	a.setProc(p, dec.Dir)
 	a.activeBad = false
 	a.report(ctx, report.StateCommitted, m.Target, m.Version, 0, "")
+	if err != nil {
+		return fmt.Errorf("committed, but saving the release counter floor failed: %w", err)
+	}
 	a.haltAt(StepCommitted)
 	return nil
 }
 
+// markRefused adds a final verdict to the persisted refused set.
 func (a *Agent) markRefused(sha, why string) {
 	a.mu.Lock()
-	a.st.Refused[sha] = why
+	a.st.Refused[sha] = refusal{Why: why, At: time.Now().UTC()}
 	err := saveState(a.statePath(), a.st)
 	a.mu.Unlock()
 	if err != nil {
@@ -109,6 +117,18 @@ func (a *Agent) startActive(ctx context.Context) error {
 
 func (a *Agent) logPath() string { return filepath.Join(a.cfg.DataDir, "module.log") }
 
+// defaultPath is the module's PATH when the agent has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// moduleEnv is the whole environment of the module and its health
+// command: PATH (the agent's, or a default), the ZTOTA_* variables and
+// module.env from the configuration, and nothing else of the agent's
+// environment (which may hold secrets such as tokens).
 func (a *Agent) moduleEnv(slotName, version string) []string {
-	return []string{"ZTOTA_SLOT=" + slotName, "ZTOTA_VERSION=" + version, "ZTOTA_DEVICE=" + a.cfg.DeviceID}
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = defaultPath
+	}
+	env := []string{"PATH=" + path, "ZTOTA_SLOT=" + slotName, "ZTOTA_VERSION=" + version, "ZTOTA_DEVICE=" + a.cfg.DeviceID}
+	return append(env, a.cfg.Module.Env...)
 }

@@ -11,12 +11,14 @@
 //
 //	device.key           the device's ed25519 key (keys package format)
 //	enrolled             present once enrollment succeeded
-//	state.json           report sequence number, release counter floor, refused targets
+//	state.json           report sequence number, release counter floor, refused targets, last announced assignment
 //	tuf/image, tuf/director   trusted metadata of each repository
 //	download/<sha256>    partial or complete downloads (resumed with HTTP ranges)
 //	slots/               A/B slots (slot package)
 //	outbox/              unacknowledged signed reports (outbox package)
 //	module.log           output of the supervised module
+//	health.out           output of the last health command
+//	deadletter.jsonl     reports the server refused (bounded; see DESIGN.md)
 package agent
 
 import (
@@ -138,7 +140,13 @@ func LoadConfig(path string) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	base := filepath.Dir(path)
+	// Relative paths are taken against the file's directory, made absolute
+	// so that nothing depends on the working directory (module commands
+	// run from their slot directory).
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot, &c.ServerCA} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
@@ -166,6 +174,13 @@ func (c *Config) Validate() error {
 	}
 	if !tufrepo.ValidIdent(c.Module.Name) || len(c.Module.Command) == 0 {
 		return fmt.Errorf("module.name and module.command are required")
+	}
+	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot} {
+		abs, err := filepath.Abs(*p) // a configuration made in code: against the working directory, once
+		if err != nil {
+			return err
+		}
+		*p = abs
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = Duration(30 * time.Second)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"time"
 
 	"github.com/ztota/ztota/internal/keys"
 )
@@ -15,17 +17,45 @@ import (
 type persisted struct {
 	Seq uint64 `json:"seq"`
 	// Floor is the lowest release counter the module may move to
-	// (anti-rollback): the counter of the last committed release.
+	// (anti-rollback): the counter of the last committed release. The
+	// committed slot's own counter (written atomically with the commit by
+	// the slot package) is the authority; Floor keeps the maximum across
+	// later rollbacks and is recomputed from the slot state at start.
 	Floor uint64 `json:"floor"`
-	// Refused maps artifact sha256 to why it was refused or rolled back,
-	// so a bad release is not retried in a loop.
-	Refused map[string]string `json:"refused"`
+	// Refused maps artifact sha256 to why it was refused or rolled back
+	// (final verdicts only), so a bad release is not retried in a loop.
+	Refused map[string]refusal `json:"refused"`
+	// Announced is the deployment and target last reported committed (or
+	// installed), so that an assignment of bytes the device already runs
+	// is answered once.
+	Announced string `json:"announced,omitempty"`
 }
 
-const maxStateSize = 1 << 20
+// refusal is one entry of the refused set. Older state files hold only the
+// reason as a string.
+type refusal struct {
+	Why string    `json:"why"`
+	At  time.Time `json:"at"`
+}
+
+func (r *refusal) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &r.Why)
+	}
+	type plain refusal
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode((*plain)(r))
+}
+
+const (
+	maxStateSize = 1 << 20
+	// maxRefused bounds the refused set; past it the oldest entries go.
+	maxRefused = 1000
+)
 
 func loadState(path string) (persisted, error) {
-	st := persisted{Refused: map[string]string{}}
+	st := persisted{Refused: map[string]refusal{}}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return st, nil
@@ -44,20 +74,35 @@ func loadState(path string) (persisted, error) {
 		return st, fmt.Errorf("%s is corrupt (%v): move it aside to reset the agent's counters", path, err)
 	}
 	if st.Refused == nil {
-		st.Refused = map[string]string{}
+		st.Refused = map[string]refusal{}
 	}
 	return st, nil
 }
 
-func saveState(path string, st persisted) error {
-	if len(st.Refused) > 1000 {
-		for k := range st.Refused {
-			delete(st.Refused, k)
-			if len(st.Refused) <= 1000 {
-				break
-			}
-		}
+// evictRefused drops the oldest entries past maxRefused (ties broken by
+// digest, so the choice is deterministic).
+func evictRefused(m map[string]refusal) {
+	if len(m) <= maxRefused {
+		return
 	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := m[keys[i]].At, m[keys[j]].At
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return keys[i] < keys[j]
+	})
+	for _, k := range keys[:len(keys)-maxRefused] {
+		delete(m, k)
+	}
+}
+
+func saveState(path string, st persisted) error {
+	evictRefused(st.Refused)
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err

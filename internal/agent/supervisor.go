@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ztota/ztota/internal/report"
 )
 
 // process is a running module.
@@ -20,7 +22,8 @@ type process struct {
 }
 
 // startModule starts the module from a slot directory, in its own process
-// group, with output appended to logPath.
+// group, with output appended to logPath and exactly the environment env
+// (see moduleEnv).
 func startModule(dir string, m Module, logPath string, env []string) (*process, error) {
 	if len(m.Command) == 0 {
 		return nil, errors.New("module has no command")
@@ -35,7 +38,7 @@ func startModule(dir string, m Module, logPath string, env []string) (*process, 
 	}
 	cmd := exec.Command(filepath.Join(dir, bin), m.Command[1:]...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), m.Env...), env...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -74,8 +77,11 @@ func (p *process) stop(grace time.Duration) {
 }
 
 // healthCheck waits StayUp with the process alive, then runs the health
-// command (if any) in dir. It returns why the module is not healthy.
-func healthCheck(ctx context.Context, p *process, dir string, h Health) error {
+// command (if any) in dir with the environment env. It returns why the
+// module is not healthy. The command runs in its own process group, which
+// is killed when the command ends or its timeout passes, so that nothing
+// it started outlives it.
+func healthCheck(ctx context.Context, p *process, dir string, h Health, env []string, outPath string) error {
 	select {
 	case <-p.exited():
 		return fmt.Errorf("module exited during the health check (%v)", p.err)
@@ -84,27 +90,55 @@ func healthCheck(ctx context.Context, p *process, dir string, h Health) error {
 		return ctx.Err()
 	}
 	if len(h.Command) > 0 {
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
-		defer cancel()
-		bin := h.Command[0]
-		if filepath.IsLocal(bin) && strings.Contains(bin, "/") {
-			bin = filepath.Join(dir, bin)
-		}
-		cmd := exec.CommandContext(cctx, bin, h.Command[1:]...)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			msg := strings.TrimSpace(string(out))
-			if len(msg) > 200 {
-				msg = msg[:200]
-			}
-			return fmt.Errorf("health command failed: %v: %s", err, msg)
+		if err := runHealthCommand(ctx, dir, h, env, outPath); err != nil {
+			return err
 		}
 	}
 	select {
 	case <-p.exited():
 		return fmt.Errorf("module exited during the health check (%v)", p.err)
 	default:
+	}
+	return nil
+}
+
+// maxHealthOutput bounds what is kept of a health command's output.
+const maxHealthOutput = 64 << 10
+
+func runHealthCommand(ctx context.Context, dir string, h Health, env []string, outPath string) error {
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(h.Timeout))
+	defer cancel()
+	bin := h.Command[0]
+	if filepath.IsLocal(bin) && strings.Contains(bin, "/") {
+		bin = filepath.Join(dir, bin)
+	}
+	// Output goes to a file, not a pipe: a background child holding a
+	// pipe open would keep Wait waiting.
+	out, err := os.OpenFile(outPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("health command: %w", err)
+	}
+	defer out.Close()
+	cmd := exec.CommandContext(cctx, bin, h.Command[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	err = cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever it left behind
+	}
+	if err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("timed out after %s (%v)", time.Duration(h.Timeout), err)
+		}
+		buf := make([]byte, maxHealthOutput)
+		n, _ := out.ReadAt(buf, 0)
+		msg := report.Clean(strings.TrimSpace(string(buf[:n])), 1024, true)
+		return fmt.Errorf("health command failed: %v: %s", err, msg)
 	}
 	return nil
 }

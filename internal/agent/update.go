@@ -164,9 +164,10 @@ func (a *Agent) pruneDownloads(keep string) {
 }
 
 // checkPolicy is the device's own say: the target must be for this device
-// and its hardware, of the configured module, not larger than allowed, and
-// not older than what runs (release counter).
-func (a *Agent) checkPolicy(c Candidate) error {
+// and its hardware, of the configured module, not larger than allowed, not
+// older than what runs (release counter), and the two repositories must
+// give it the same length and sha256.
+func (a *Agent) checkPolicy(ctx context.Context, c Candidate) error {
 	if c.Director.DeviceID != a.cfg.DeviceID {
 		return fmt.Errorf("%w: %s is assigned to device %s, not %s", ErrRefused, c.Path, c.Director.DeviceID, a.cfg.DeviceID)
 	}
@@ -179,11 +180,58 @@ func (a *Agent) checkPolicy(c Candidate) error {
 	if c.Info.Length > a.cfg.MaxArtifact {
 		return fmt.Errorf("%w: %s is %d bytes, above this device's limit of %d", ErrRefused, c.Path, c.Info.Length, a.cfg.MaxArtifact)
 	}
-	a.mu.Lock()
-	floor := a.st.Floor
-	a.mu.Unlock()
+	floor, err := a.floor(ctx)
+	if err != nil {
+		return err
+	}
 	if c.Image.ReleaseCounter < floor {
 		return fmt.Errorf("%w: rollback: %s has release counter %d, below the installed %d", ErrRefused, c.Path, c.Image.ReleaseCounter, floor)
+	}
+	return a.crossCheck(c)
+}
+
+// floor is the anti-rollback floor: the highest of the persisted floor and
+// the committed slot's release counter (the slot state is written
+// atomically with the commit, so a crash or a failed save of state.json
+// after a commit cannot lower it).
+func (a *Agent) floor(ctx context.Context) (uint64, error) {
+	st, err := a.slots.State(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the slot state for the release counter floor: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if m, ok := st.Slots[st.Active]; ok && st.Active != "" && m.ReleaseCounter > a.st.Floor {
+		a.st.Floor = m.ReleaseCounter
+	}
+	return a.st.Floor, nil
+}
+
+// crossCheck compares, itself, the length and sha256 that the image
+// repository and the director give c in the targets metadata the refresh
+// just trusted (in addition to the multi-repository client's check).
+func (a *Agent) crossCheck(c Candidate) error {
+	var got [2]*metadata.TargetFiles
+	for i, repo := range []string{"image", "director"} {
+		data, err := os.ReadFile(filepath.Join(a.cfg.DataDir, "tuf", repo, "targets.json"))
+		if err != nil {
+			return fmt.Errorf("reading the trusted %s targets: %w", repo, err)
+		}
+		md, err := tufrepo.Parse[metadata.TargetsType](data)
+		if err != nil {
+			return fmt.Errorf("the trusted %s targets: %w", repo, err)
+		}
+		tf, ok := md.Signed.Targets[c.Path]
+		if !ok {
+			return fmt.Errorf("%w: %s is not in the %s repository's targets", ErrRefused, c.Path, repo)
+		}
+		got[i] = tf
+	}
+	img, dir := got[0], got[1]
+	is, ds := hex.EncodeToString(img.Hashes["sha256"]), hex.EncodeToString(dir.Hashes["sha256"])
+	if is == "" || is != ds || is != c.SHA256 || img.Length != dir.Length || img.Length != c.Info.Length {
+		return fmt.Errorf("%w: director and image repository disagree on %s: image %d bytes sha256 %q, director %d bytes sha256 %q",
+			ErrRefused, c.Path, img.Length, is, dir.Length, ds)
 	}
 	return nil
 }
@@ -201,7 +249,14 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	a.retry = false
 	cands, err := a.Refresh(ctx)
 	if err != nil {
-		a.reportOnce(ctx, report.StateRefused, "", "", err.Error())
+		// A verdict on the signed metadata (the repositories disagree)
+		// is a refusal; anything else (network, expired or replayed
+		// metadata, a mirror that lies) is a failure that may pass.
+		st := report.StateFailed
+		if classify(err) == classFinal {
+			st = report.StateRefused
+		}
+		a.reportOnce(ctx, st, "", "", err.Error())
 		return err
 	}
 	a.lastFull = time.Now()
@@ -232,21 +287,87 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.SHA256 == c.SHA256 && !a.activeBad {
 		a.lastErr = ""
 		a.pruneDownloads("")
-		return nil
+		a.clearFailures()
+		if err := a.checkPolicy(ctx, c); err != nil {
+			// The running bytes under a name this device's policy refuses
+			// (another hardware, a lower release counter): answer the
+			// deployment, but the bytes themselves stay trusted.
+			if classify(err) != classFinal {
+				return err
+			}
+			if key := announceKey(c); c.Director.Deployment != "" && a.answered() != key {
+				a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+				if serr := a.setAnnounced(key); serr != nil {
+					return serr
+				}
+				return err
+			}
+			return nil
+		}
+		return a.announce(ctx, c, cur)
 	}
 	a.mu.Lock()
 	why, refused := a.st.Refused[c.SHA256]
 	a.mu.Unlock()
 	if refused {
-		a.log.Debug("target was refused before; not retrying", "target", c.Path, "why", why)
+		// Not retried; but every assignment gets an answer, so that a
+		// deployment of a release refused before ends.
+		a.log.Debug("target was refused before; not retrying", "target", c.Path, "why", why.Why)
+		if key := announceKey(c); c.Director.Deployment != "" && a.answered() != key {
+			a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, "refused before: "+why.Why)
+			return a.setAnnounced(key)
+		}
 		return nil
 	}
-	if err := a.checkPolicy(c); err != nil {
+	if err := a.checkPolicy(ctx, c); err != nil {
+		if classify(err) != classFinal {
+			return err
+		}
 		a.refuse(ctx, c, err)
 		return err
 	}
 	a.lastErr = ""
 	return a.install(ctx, c)
+}
+
+// announceKey names one assignment: the deployment and the target.
+func announceKey(c Candidate) string { return c.Director.Deployment + " " + c.Path }
+
+// announce answers a deployment of the bytes the device already runs:
+// once per deployment and target name, it reports "committed" for the
+// assigned target name (the server matches reports on it), so that a
+// deployment of the same bytes under a new name, or of the release the
+// device runs, completes. An assignment outside any deployment (the
+// server pointing the device back at what it runs) needs no answer.
+func (a *Agent) announce(ctx context.Context, c Candidate, cur slot.Meta) error {
+	key := announceKey(c)
+	if c.Director.Deployment == "" || a.answered() == key {
+		return nil // no deployment waits for an answer, or it has one
+	}
+	detail := ""
+	if cur.Target != c.Path {
+		detail = "already running these bytes, installed as " + cur.Target
+	}
+	a.report(ctx, report.StateCommitted, c.Path, c.Image.Version, 0, detail)
+	return a.setAnnounced(key)
+}
+
+// answered is the last assignment the device answered (announceKey).
+func (a *Agent) answered() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.Announced
+}
+
+func (a *Agent) setAnnounced(key string) error {
+	a.mu.Lock()
+	a.st.Announced = key
+	err := saveState(a.statePath(), a.st)
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("saving state: %w", err)
+	}
+	return nil
 }
 
 // reportOnce reports an error state unless the same error was the last one
@@ -259,20 +380,77 @@ func (a *Agent) reportOnce(ctx context.Context, st report.State, target, version
 	a.report(ctx, st, target, version, 0, detail)
 }
 
+// refuse records a final verdict on c and reports it.
 func (a *Agent) refuse(ctx context.Context, c Candidate, err error) {
-	a.mu.Lock()
-	a.st.Refused[c.SHA256] = err.Error()
-	a.mu.Unlock()
+	a.markRefused(c.SHA256, err.Error())
 	a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+	if err := a.setAnnounced(announceKey(c)); err != nil {
+		a.log.Error("saving state", "err", err)
+	}
 }
 
-// install downloads, verifies and stages c, then switches to it.
+// clearFailures forgets a run of transient failures (the release
+// installed, or another one is assigned).
+func (a *Agent) clearFailures() {
+	a.failSHA, a.fails, a.failRuns, a.retryAt = "", 0, 0, time.Time{}
+}
+
+// transient handles a transient failure of step while installing c: the
+// partial download stays (the caller already emptied it if its bytes were
+// proven wrong), the agent retries after a jittered back-off, and the
+// failure is reported "failed" only once it persists (failedAfter failed
+// attempts in a row); before that it is reported as the step's own
+// progress state with the reason. A cancelled context (the agent is
+// stopping) is neither counted nor reported. n is how many attempts err
+// stands for.
+func (a *Agent) transient(ctx context.Context, c Candidate, step report.State, err error, n int) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	a.retry = true
+	if a.failSHA != c.SHA256 {
+		a.clearFailures()
+		a.failSHA = c.SHA256
+	}
+	a.fails += n
+	a.failRuns++
+	wait := backoff(a.failRuns)
+	a.retryAt = time.Now().Add(wait)
+	err = fmt.Errorf("will retry: %w", err)
+	a.log.Warn("update step failed; retrying later", "target", c.Path, "step", step, "attempts", a.fails, "in", wait.Round(time.Second), "err", err)
+	if a.fails >= failedAfter {
+		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
+	} else {
+		a.report(ctx, step, c.Path, c.Image.Version, 0, err.Error())
+	}
+	return err
+}
+
+// downloadAttempts is how many failed attempts a download error stands
+// for: the HTTP attempts of a download that gave up, 1 for another network
+// failure, and failedAfter for a failure of this device's disk (reported
+// at once: someone must free space or check the storage).
+func downloadAttempts(err error) int {
+	var me *fetch.MirrorErrors
+	switch {
+	case errors.As(err, &me):
+		return max(len(me.Causes), 1)
+	case errors.Is(err, fetch.ErrSlow), errors.Is(err, fetch.ErrShort), errors.Is(err, fetch.ErrBadResponse):
+		return 1
+	}
+	return failedAfter
+}
+
+// install downloads, verifies and stages c, then switches to it. Every
+// failure is classified (classify): final verdicts are refused for good,
+// anything else is retried.
 func (a *Agent) install(ctx context.Context, c Candidate) error {
 	a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, 0, "")
 	dl := filepath.Join(a.cfg.DataDir, "download", c.SHA256)
+	a.pruneDownloads(c.SHA256)
 	f, err := os.OpenFile(dl, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return err
+		return a.transient(ctx, c, report.StateDownloading, fmt.Errorf("download: %w", err), failedAfter)
 	}
 	defer f.Close()
 	sha, _ := hex.DecodeString(c.SHA256)
@@ -285,19 +463,17 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 	}
 	need := uint64(c.Info.Length-held) + uint64(c.Info.Length) + 1<<20
 	if err := diskspace.Check(a.freeSpace, a.cfg.DataDir, need); err != nil {
-		a.retry = true
-		err = fmt.Errorf("will retry: %w", err)
-		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
-		return err
+		return a.transient(ctx, c, report.StateDownloading, err, failedAfter)
 	}
 	dir, base := path.Split(c.Path)
 	mirror := a.server() + "/image/targets/" + dir + c.SHA256 + "." + base
 	lastPct := 0
 	_, err = fetch.Download(ctx, f, want, fetch.Options{
-		Client:     a.bulk,
-		Mirrors:    []string{mirror},
-		MinRate:    a.cfg.MinRate,
-		RateWindow: time.Duration(a.cfg.RateWindow),
+		Client:      a.bulk,
+		Mirrors:     []string{mirror},
+		MinRate:     a.cfg.MinRate,
+		RateWindow:  time.Duration(a.cfg.RateWindow),
+		BeforeWrite: a.writeFault,
 		Progress: func(done, total int64) {
 			if total <= 0 {
 				return
@@ -311,40 +487,48 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 	})
 	if err != nil {
 		err = fmt.Errorf("download: %w", err)
-		if !fetch.IsTransient(err) {
+		if classify(err) == classFinal {
 			a.refuse(ctx, c, err)
 			os.Remove(dl)
 			return err
 		}
-		a.retry = true
-		err = fmt.Errorf("will retry: %w", err)
-		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
-		return err
+		if wrongBytes(err) {
+			f.Truncate(0) // proven wrong: the next attempt starts from zero
+		}
+		return a.transient(ctx, c, report.StateDownloading, err, downloadAttempts(err))
 	}
 	a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, 100, "")
 	a.haltAt(StepDownloaded)
 	a.report(ctx, report.StateVerifying, c.Path, c.Image.Version, 0, "")
 	// Re-verify from the same open file: what is staged is what was checked.
 	if err := fetch.HashFile(ctx, f, want); err != nil {
-		os.Remove(dl)
-		a.retry = true
-		err = fmt.Errorf("verify: %w", err)
-		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
-		return err
+		f.Truncate(0)
+		return a.transient(ctx, c, report.StateVerifying, fmt.Errorf("verify: %w", err), failedAfter)
 	}
 	a.report(ctx, report.StateInstalling, c.Path, c.Image.Version, 0, "")
 	meta := slot.Meta{Target: c.Path, Name: c.Image.Name, Version: c.Image.Version, ReleaseCounter: c.Image.ReleaseCounter,
 		SHA256: c.SHA256, Length: c.Info.Length, InstalledAt: time.Now().UTC()}
 	if err := a.slots.Stage(ctx, f, meta); err != nil {
-		a.refuse(ctx, c, fmt.Errorf("install: %w", err))
-		return err
+		err = fmt.Errorf("install: %w", err)
+		if classify(err) == classFinal {
+			a.refuse(ctx, c, err)
+			os.Remove(dl)
+			return err
+		}
+		if wrongBytes(err) {
+			f.Truncate(0)
+		}
+		return a.transient(ctx, c, report.StateInstalling, err, failedAfter)
 	}
 	a.haltAt(StepStaged)
 	if err := a.slots.SetPending(ctx); err != nil {
-		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, "switch: "+err.Error())
-		return err
+		return a.transient(ctx, c, report.StateInstalling, fmt.Errorf("switch: %w", err), failedAfter)
 	}
 	a.haltAt(StepPending)
+	a.clearFailures()
+	if err := a.setAnnounced(announceKey(c)); err != nil {
+		a.log.Error("saving state", "err", err)
+	}
 	os.Remove(dl)
 	a.report(ctx, report.StateRestarting, c.Path, c.Image.Version, 0, "")
 	a.proc.stop(5 * time.Second)

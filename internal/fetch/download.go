@@ -202,7 +202,14 @@ func (d *download) reset() error {
 
 // write appends p at off, hashing what is written.
 func (d *download) write(p []byte) error {
-	if _, err := d.dst.WriteAt(p, d.off); err != nil {
+	var err error
+	if d.s.beforeWrite != nil {
+		err = d.s.beforeWrite(d.off, len(p))
+	}
+	if err == nil {
+		_, err = d.dst.WriteAt(p, d.off)
+	}
+	if err != nil {
 		return local("fetch: writing %s at byte %d: %w; free space in the slot area (or open it read-write, not append) and retry", d.dst.Name(), d.off, err)
 	}
 	d.h.Write(p)

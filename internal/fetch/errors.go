@@ -98,7 +98,12 @@ func (e *MirrorErrors) Transient() bool { return !e.Dropped }
 // IsTransient reports whether err is a cause that may pass with time
 // (network errors, 5xx, 408, 429, ErrSlow, ErrShort, attempts that ran out)
 // rather than a fatal one (wrong bytes, endless data, 4xx, local I/O,
-// invalid options, cancellation by the caller).
+// invalid options, cancellation by the caller). It is the view of one
+// Download call and its mirrors (whether this mirror may answer
+// differently); it is no verdict on the artifact: signed metadata is. The
+// agent treats every Download error as transient for the release and
+// retries later (wrong bytes from offset zero, endless data and 4xx
+// included), and only verdicts on signed metadata as final.
 func IsTransient(err error) bool {
 	var t interface{ Transient() bool }
 	if errors.As(err, &t) {

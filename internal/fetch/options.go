@@ -44,6 +44,10 @@ type Options struct {
 	// Progress, if set, is called with the bytes held and the total, at most
 	// about every 1% of the total (and once at the end).
 	Progress func(done, total int64)
+	// BeforeWrite, if set, is called before each write of n bytes at
+	// offset off into dst; an error fails that write as a local I/O error
+	// would (tests play a disk that fills up with it).
+	BeforeWrite func(off int64, n int) error
 }
 
 // Defaults and bounds of Options.
@@ -75,6 +79,7 @@ type settings struct {
 	maxAttempts int
 	backoff     time.Duration
 	progress    func(done, total int64)
+	beforeWrite func(off int64, n int) error
 }
 
 func (w Want) validate() error {
@@ -93,7 +98,7 @@ func invalid(format string, args ...any) error {
 
 // settings validates o and applies defaults.
 func (o Options) settings(want Want) (settings, error) {
-	s := settings{client: o.Client, header: o.Header, progress: o.Progress}
+	s := settings{client: o.Client, header: o.Header, progress: o.Progress, beforeWrite: o.BeforeWrite}
 	if o.Client == nil {
 		return s, invalid("Options.Client is nil; pass the agent's HTTP client")
 	}

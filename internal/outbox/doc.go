@@ -41,7 +41,8 @@
 //
 // The log never exceeds the maxBytes given to Open. When a new report does
 // not fit even after compaction, Add fails with ErrFull and stores nothing:
-// the outbox never drops a report it has accepted. The agent keeps the
-// newest report in memory and adds it after a Flush has freed space; the
-// gap in seq then shows the server that intermediate reports were dropped.
+// the outbox never drops a report it has accepted. The agent then flushes;
+// to keep a terminal report it evicts the oldest progress reports with
+// Evict, or waits until the server has taken enough; only progress reports
+// are ever dropped, and the gap in seq shows the server that they were.
 package outbox

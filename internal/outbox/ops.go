@@ -104,6 +104,12 @@ func (o *Outbox) Ack(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// Evict removes pending reports that will never be sent: the agent evicts
+// the oldest progress reports to make room for a report that must not be
+// lost (a terminal one) when the outbox is full. The log records them as
+// Ack does; unknown ids are ignored.
+func (o *Outbox) Evict(ctx context.Context, ids []string) error { return o.Ack(ctx, ids) }
+
 // Flush sends the pending entries in batches of at most batch (1 to 1000)
 // with send, acknowledging each batch send accepts, until none are left, send
 // fails or ctx ends. It returns how many entries were acknowledged. Flushes

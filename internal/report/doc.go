@@ -30,4 +30,9 @@
 // is parsed. Verify does not know which device sent the request; the server
 // uses VerifyDevice, which also requires device_id to be the authenticated
 // device.
+//
+// Clean makes any text (a health command's coloured output, say) fit a
+// field before signing: escape sequences and control characters removed,
+// cut at a character boundary within the bound. Terminal tells the states
+// that end an update attempt, which a device never drops.
 package report
