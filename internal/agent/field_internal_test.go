@@ -74,7 +74,7 @@ func TestTerminalReportIsQueuedWhenOutboxIsFull(t *testing.T) {
 	dir := t.TempDir()
 	cfg := &Config{DeviceID: "dev-1", HardwareID: "board-a", ServerURL: "http://127.0.0.1:1", DataDir: filepath.Join(dir, "data"),
 		ImageRoot: filepath.Join(dir, "i.json"), DirectorRoot: filepath.Join(dir, "d.json"),
-		Module: Module{Name: "app", Command: []string{"bin/app"}}, HTTPTimeout: Duration(time.Second)}
+		Module: Module{Name: "app", Command: []string{"bin/app"}}, HTTPTimeout: Duration(time.Second), InsecureHTTP: true}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

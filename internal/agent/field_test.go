@@ -504,7 +504,7 @@ func TestRelativeDataDirFromAnotherWorkingDirectory(t *testing.T) {
 		os.WriteFile(filepath.Join(etc, dst), data, 0o600)
 	}
 	conf, _ := json.Marshal(map[string]any{
-		"device_id": "dev-1", "hardware_id": "board-a", "server_url": base.ServerURL,
+		"device_id": "dev-1", "hardware_id": "board-a", "server_url": base.ServerURL, "insecure_http": base.InsecureHTTP,
 		"data_dir": "data", "image_root": "image-root.json", "director_root": "director-root.json",
 		"enroll_token": base.EnrollToken, "poll_interval": "200ms", "min_rate": 1024, "rate_window": "500ms",
 		"module": map[string]any{"name": "app", "command": []string{"bin/app"},
