@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -17,6 +20,10 @@ import (
 func CurrentRootFile(dir, repo string) string {
 	return filepath.Join(dir, OfflineDir, repo+"-root-current.json")
 }
+
+// CurrentRoot returns the newest root of repo a keys directory knows: the
+// one the last rotation made, or the initial one.
+func CurrentRoot(dir, repo string) ([]byte, error) { return currentRoot(dir, repo) }
 
 func currentRoot(dir, repo string) ([]byte, error) {
 	b, err := os.ReadFile(CurrentRootFile(dir, repo))
@@ -158,15 +165,18 @@ func RoleKeyFile(repo, role string) string {
 // current root keys. The old key file is kept as <file>.retired-<version>.
 // This is how a compromised online key is recovered from, including a
 // fast-forward attack: clients drop metadata the new key did not sign.
+//
+// The image targets key is offline (the integrator's): its new key file
+// replaces offline/image-targets.key and the old one is kept as
+// offline/image-targets.key.retired-<version>, which release.Resign uses to
+// co-sign the re-signed targets so that the server accepts them under the
+// old root before the new root is published.
 func RotateRole(dir, repo, role, alg string, now time.Time) ([]byte, error) {
 	if repo != "image" && repo != "director" {
 		return nil, fmt.Errorf("repository must be image or director, not %q", repo)
 	}
 	if role != tufrepo.Targets && role != tufrepo.Snapshot && role != tufrepo.Timestamp {
 		return nil, fmt.Errorf("role must be targets, snapshot or timestamp, not %q (root keys rotate with the root role)", role)
-	}
-	if repo == "image" && role == tufrepo.Targets {
-		return nil, fmt.Errorf("rotating the image targets key is not supported yet: it also needs the current targets re-signed with the new key")
 	}
 	if now.IsZero() {
 		now = time.Now()
@@ -239,4 +249,36 @@ func RotateRole(dir, repo, role, alg string, now time.Time) ([]byte, error) {
 		return nil, err
 	}
 	return data, nil
+}
+
+// RetiredTargetsKeys returns the image targets keys a keys directory
+// retired by rotations, newest first.
+func RetiredTargetsKeys(dir string) ([]*keys.Key, error) {
+	base := filepath.Join(dir, RoleKeyFile("image", tufrepo.Targets))
+	matches, err := filepath.Glob(base + ".retired-*")
+	if err != nil {
+		return nil, err
+	}
+	type retired struct {
+		v int64
+		k *keys.Key
+	}
+	var rs []retired
+	for _, m := range matches {
+		v, err := strconv.ParseInt(strings.TrimPrefix(m, base+".retired-"), 10, 64)
+		if err != nil {
+			continue
+		}
+		k, err := keys.Load(m)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, retired{v, k})
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].v > rs[j].v })
+	out := make([]*keys.Key, len(rs))
+	for i, r := range rs {
+		out[i] = r.k
+	}
+	return out, nil
 }

@@ -315,6 +315,12 @@ func (s *Server) handleRootRotation(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
+	if repo == repoImage {
+		if err := s.targetsFollowRoot(r.Context(), next); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	changes, err := s.newOnlineKeys(repo, next)
 	if err != nil {
 		s.fail(w, r, err)

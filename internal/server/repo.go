@@ -123,7 +123,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	s.keys = ok
 	if _, err := s.st.LatestMeta(ctx, repoImage, tufrepo.Timestamp); err == nil {
-		return nil
+		return s.adoptKeysAtStart(ctx)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ztota/ztota/internal/apiclient"
+	"github.com/ztota/ztota/internal/release"
+)
+
+// publishRoot sends a new root; for the image repository it first makes
+// sure the current image targets verify under it (re-signing them with a
+// new targets key when needed), since the server refuses a root under
+// which they would not.
+func publishRoot(ctx context.Context, g *globals, api *apiclient.Client, dir, repo string, data []byte, server string) error {
+	if repo == "image" {
+		res, err := release.Resign(ctx, api, dir, 0)
+		if err != nil {
+			return err
+		}
+		if res.Resigned {
+			from := "the server's copy"
+			if res.FromRecord {
+				from = "the last targets this keys directory signed"
+			}
+			fmt.Fprintf(g.stdout, "image targets re-signed with the new targets key from %s: version %d, %d targets\n", from, res.TargetsVersion, len(res.Targets))
+			for _, p := range res.Dropped {
+				fmt.Fprintf(g.stdout, "  dropped %s: listed by the server, never signed by this keys directory\n", p)
+			}
+		}
+	}
+	if err := api.PublishRoot(ctx, repo, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "published the new %s root to %s\n", repo, server)
+	return nil
+}
