@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -182,6 +183,10 @@ func (s *Server) targetsFollowRoot(ctx context.Context, next *metadata.Metadata[
 	return nil
 }
 
+// ErrOnlineKeyMismatch: at start, an online key in DATA/keys is not the
+// one the newest stored root names, and no key file there is.
+var ErrOnlineKeyMismatch = errors.New("an online key does not match the newest root")
+
 // adoptKeysAtStart checks, when the server starts, that every online key
 // it loaded from DATA/keys is the one the newest stored root of its
 // repository names. A rotation whose root was stored but whose keys were
@@ -201,7 +206,7 @@ func (s *Server) adoptKeysAtStart(ctx context.Context) error {
 		}
 		changes, err := s.newOnlineKeys(repo, root)
 		if err != nil {
-			return fmt.Errorf("server: the online keys in %s do not match %s root v%d: %w", filepath.Join(s.cfg.DataDir, "keys"), repo, root.Signed.Version, err)
+			return fmt.Errorf("server: %w: %s root v%d (in %s): %v", ErrOnlineKeyMismatch, repo, root.Signed.Version, filepath.Join(s.cfg.DataDir, "keys"), err)
 		}
 		if len(changes) == 0 {
 			continue
