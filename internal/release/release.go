@@ -115,7 +115,7 @@ func Publish(ctx context.Context, c *apiclient.Client, o Options) (Result, error
 		// if that is signed by the current key; never on the server's.
 		rec, rerr := loadRecord(o.KeysDir)
 		if rerr != nil || verifyOwn(rec, key) != nil {
-			return Result{}, err
+			return Result{}, fmt.Errorf("%w; after 'ztota keys rotate --repo image --role targets', run 'ztota keys publish --repo image' first", err)
 		}
 		base, dropped = rec, foreign(prev, rec)
 	}

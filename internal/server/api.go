@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"database/sql"
@@ -309,6 +310,11 @@ func (s *Server) handleRootRotation(w http.ResponseWriter, r *http.Request) {
 	trusted, err := tufrepo.Parse[metadata.RootType](cur.Data)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if bytes.Equal(body, cur.Data) {
+		// Sent again (a retried publish): already the current root.
+		writeJSON(w, http.StatusOK, map[string]any{"repo": repo, "version": next.Signed.Version})
 		return
 	}
 	if err := tufrepo.VerifyRootUpdate(trusted, next); err != nil {
