@@ -109,19 +109,22 @@ func apiStatus(err error) int {
 
 // TestCompromisedTargetsKeyRecoveredWithoutReenrolling performs the
 // recovery from a leaked integrator targets key end to end, over real HTTP
-// with a real server and agent: release v1 is signed with K1 and
-// installed; the integrator rotates to K2 ("keys rotate --repo image --role
-// targets": a new image root signed by the root keys, the current targets
-// re-signed from the integrator's own record, the root published); an
-// attacker holding K1 then signs targets listing a malicious release.
-// The server refuses them over the API; the attacker writes them into the
-// server's store anyway, with snapshot and timestamp signed by the
-// server's own online keys, and has the director assign the malicious
-// release. The device refuses the K1 targets (not signed by the key its
-// new root names), downloads nothing and keeps v1. The integrator's next
-// release, signed with K2, drops the attacker's target and the device
-// installs it, with the same enrollment throughout. On the old code the
-// rotation itself was refused ("not supported yet").
+// with a real server and agent. Release v1 is signed with K1 and
+// installed. Before the leak is noticed, the attacker publishes targets
+// listing a release of its own with K1 (accepted: the server still trusts
+// K1). The integrator rotates to K2 ("keys rotate --repo image --role
+// targets": a new image root signed by the root keys; the current targets
+// re-signed from the integrator's own record, the attacker's earlier
+// release dropped; the root published). The attacker then signs targets
+// listing another malicious release with K1: the server refuses them over
+// the API; the attacker writes them into the server's store anyway, with
+// snapshot and timestamp signed by the server's own online keys, and has
+// the director assign the malicious release. The device refuses the K1
+// targets (not signed by the key its new root names), downloads nothing
+// and keeps v1. The integrator's next release, signed with K2, drops the
+// attacker's target and the device installs it, with the same enrollment
+// throughout. On the old code the rotation itself was refused ("not
+// supported yet").
 func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 	f := &front{}
 	b := testbed.New(t, testbed.Options{Front: f.handler})
@@ -141,6 +144,26 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Before the leak is noticed the attacker uses K1 through the API
+	// (with a stolen integrator token): the server still trusts K1 and
+	// lists the attacker's release.
+	early := b.ScriptBundle("6.0.0", true, 99)
+	earlySum, earlyTarget := uploadEvil(t, b, early)
+	curb, err := b.Admin.ImageTargets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	curT, _ := tufrepo.Parse[metadata.TargetsType](curb)
+	withEarly := tufrepo.NextTargets(curT, time.Now().Add(time.Hour))
+	withEarly.Signed.Targets[earlyTarget] = evilFile(t, earlyTarget, "6.0.0", early, earlySum)
+	earlyb, err := tufrepo.Sign(withEarly, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Admin.PublishImageTargets(ctx, earlyb); err != nil {
+		t.Fatalf("targets signed with K1 before the rotation: %v", err)
+	}
+
 	// Rotation. The root alone is refused: the server's targets are
 	// signed by K1 only, and devices taking the root would fail every
 	// refresh until the offline key re-signed them.
@@ -155,8 +178,8 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 	if err != nil {
 		t.Fatalf("re-signing the image targets: %v", err)
 	}
-	if !res.Resigned || !res.FromRecord || !slices.Equal(res.Targets, []string{v1.Target}) || len(res.Dropped) != 0 {
-		t.Fatalf("re-signed %+v; want v1 alone, from the record", res)
+	if !res.Resigned || !res.FromRecord || !slices.Equal(res.Targets, []string{v1.Target}) || !slices.Equal(res.Dropped, []string{earlyTarget}) {
+		t.Fatalf("re-signed %+v; want v1 alone, from the record, the attacker's %s dropped", res, earlyTarget)
 	}
 	if err := b.Admin.PublishRoot(ctx, "image", root); err != nil {
 		t.Fatalf("publishing the new image root: %v", err)
@@ -171,18 +194,14 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 	if r := trusted[metadata.RootType](t, b, "dev-1", "image", "root"); r.Signed.Version != next.Signed.Version {
 		t.Fatalf("device trusts image root v%d, want v%d", r.Signed.Version, next.Signed.Version)
 	}
-	if tt := trusted[metadata.TargetsType](t, b, "dev-1", "image", "targets"); tt.Signed.Targets[v1.Target] == nil {
-		t.Fatalf("the re-signed targets the device trusts do not list the running v1")
+	if tt := trusted[metadata.TargetsType](t, b, "dev-1", "image", "targets"); tt.Signed.Targets[v1.Target] == nil || tt.Signed.Targets[earlyTarget] != nil {
+		t.Fatalf("the re-signed targets the device trusts list %d targets; want the running v1 and not %s", len(tt.Signed.Targets), earlyTarget)
 	}
 
 	// The attack: K1 signs targets with a malicious release.
 	evil := b.ScriptBundle("6.6.6", true, 100)
-	evilBytes, _ := os.ReadFile(evil)
-	sum := sha256.Sum256(evilBytes)
-	evilSHA := hex.EncodeToString(sum[:])
-	if err := b.Admin.UploadArtifact(ctx, evil, evilSHA); err != nil {
-		t.Fatal(err)
-	}
+	evilSum, evilTarget := uploadEvil(t, b, evil)
+	evilSHA := hex.EncodeToString(evilSum)
 	st := b.Server.Store()
 	cur, err := st.LatestMeta(ctx, "image", tufrepo.Targets)
 	if err != nil {
@@ -190,13 +209,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 	}
 	prev, _ := tufrepo.Parse[metadata.TargetsType](cur.Data)
 	bad := tufrepo.NextTargets(prev, time.Now().Add(time.Hour))
-	evilMeta := tufrepo.ImageMeta{Name: "app", Version: "6.6.6", ReleaseCounter: 66, HardwareIDs: []string{"board-a"}, Module: "app", ArtifactType: tufrepo.ArtifactBundle}
-	evilTarget := tufrepo.TargetPath("app", "6.6.6", filepath.Base(evil))
-	tf, err := tufrepo.TargetFile(evilTarget, int64(len(evilBytes)), sum[:], tufrepo.ImageCustom(evilMeta))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad.Signed.Targets[evilTarget] = tf
+	bad.Signed.Targets[evilTarget] = evilFile(t, evilTarget, "6.6.6", evil, evilSum)
 	badb, err := tufrepo.Sign(bad, k1)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +218,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 		t.Fatalf("the server took targets signed by the retired key over the API: %v; want 400", err)
 	}
 	injectImageTargets(t, b, f, bad.Signed.Version, badb, store.Release{Target: evilTarget, Name: "app", Version: "6.6.6",
-		ReleaseCounter: 66, HardwareIDs: []string{"board-a"}, Module: "app", SHA256: evilSHA, Length: int64(len(evilBytes))})
+		ReleaseCounter: 66, HardwareIDs: []string{"board-a"}, Module: "app", SHA256: evilSHA, Length: tufLength(t, evil)})
 	dep := b.Deploy(evilTarget, "dev-1")
 
 	err = a.Cycle(ctx)
@@ -250,6 +263,46 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 	if tt.Signed.Targets[evilTarget] != nil || tt.Signed.Targets[v1.Target] == nil {
 		t.Fatalf("device trusts targets %v; want v1 and v2 without the attacker's", tt.Signed.Targets)
 	}
+}
+
+// uploadEvil uploads an attacker's bundle (the server stores any bytes)
+// and returns its sha256 and target path.
+func uploadEvil(t *testing.T, b *testbed.Bed, path string) ([]byte, string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if err := b.Admin.UploadArtifact(testbed.Ctx(t), path, hex.EncodeToString(sum[:])); err != nil {
+		t.Fatal(err)
+	}
+	return sum[:], tufrepo.TargetPath("app", versionOf(path), filepath.Base(path))
+}
+
+// versionOf reads the version out of a ScriptBundle path (app-V.tar).
+func versionOf(path string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "app-"), ".tar")
+}
+
+func tufLength(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// evilFile describes the attacker's bundle as an image target for board-a.
+func evilFile(t *testing.T, target, version, path string, sum []byte) *metadata.TargetFiles {
+	t.Helper()
+	tf, err := tufrepo.TargetFile(target, tufLength(t, path), sum, tufrepo.ImageCustom(tufrepo.ImageMeta{
+		Name: "app", Version: version, ReleaseCounter: 66, HardwareIDs: []string{"board-a"}, Module: "app", ArtifactType: tufrepo.ArtifactBundle}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tf
 }
 
 // injectImageTargets puts targets bytes into the server's store as the next
