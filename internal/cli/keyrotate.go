@@ -24,6 +24,13 @@ func publishRoot(ctx context.Context, g *globals, api *apiclient.Client, dir, re
 				from = "the last targets this keys directory signed"
 			}
 			fmt.Fprintf(g.stdout, "image targets re-signed with the new targets key from %s: version %d, %d targets\n", from, res.TargetsVersion, len(res.Targets))
+			if !res.FromRecord {
+				// No record of what this keys directory signed: show what
+				// was vouched for, to be checked against the releases made.
+				for _, p := range res.Targets {
+					fmt.Fprintf(g.stdout, "  re-signed %s\n", p)
+				}
+			}
 			for _, p := range res.Dropped {
 				fmt.Fprintf(g.stdout, "  dropped %s: listed by the server, never signed by this keys directory\n", p)
 			}

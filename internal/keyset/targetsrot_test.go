@@ -28,6 +28,13 @@ func TestRotateImageTargetsKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldID, _ := old.ID()
+	rec, err := os.ReadFile(filepath.Join(dir, ImageTargetsRecord))
+	if err != nil {
+		t.Fatalf("Init kept no record of the targets it signed: %v", err)
+	}
+	if initial, _ := os.ReadFile(filepath.Join(dir, OnlineDir, ImageTargetsFile)); string(initial) != string(rec) {
+		t.Fatal("the record is not the initial image targets")
+	}
 	v1b, _ := os.ReadFile(filepath.Join(dir, OnlineDir, ImageRootFile))
 	v1, _ := tufrepo.Parse[metadata.RootType](v1b)
 

@@ -59,10 +59,6 @@ type Result struct {
 	Dropped []string
 }
 
-// SignedRecordFile is where a keys directory keeps the last image targets
-// document it signed (relative to the keys directory).
-var SignedRecordFile = filepath.Join(keyset.OfflineDir, "image-targets-signed.json")
-
 // HashFile returns the sha256 and length of a file.
 func HashFile(path string) (string, int64, error) {
 	f, err := os.Open(path)
@@ -166,7 +162,7 @@ func verifyOwn(t *metadata.Metadata[metadata.TargetsType], key *keys.Key) error 
 }
 
 func loadRecord(dir string) (*metadata.Metadata[metadata.TargetsType], error) {
-	b, err := os.ReadFile(filepath.Join(dir, SignedRecordFile))
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyset.ImageTargetsRecord)))
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +170,7 @@ func loadRecord(dir string) (*metadata.Metadata[metadata.TargetsType], error) {
 }
 
 func saveRecord(dir string, data []byte) error {
-	return keys.WriteFileAtomic(filepath.Join(dir, SignedRecordFile), data, 0o600)
+	return keys.WriteFileAtomic(filepath.Join(dir, filepath.FromSlash(keyset.ImageTargetsRecord)), data, 0o600)
 }
 
 // foreign lists the targets of t that rec does not hold with the same
@@ -268,7 +264,7 @@ func Resign(ctx context.Context, c *apiclient.Client, keysDir string, expires ti
 	if rec, err := loadRecord(keysDir); err == nil && signedByUs(rec) {
 		base, res.FromRecord, res.Dropped = rec, true, foreign(prev, rec)
 	} else if !signedByUs(prev) {
-		return ResignResult{}, fmt.Errorf("%w: the server's version %d is not signed by it and %s holds no record", ErrNoTrustedTargets, prev.Signed.Version, SignedRecordFile)
+		return ResignResult{}, fmt.Errorf("%w: the server's version %d is not signed by it and %s holds no record", ErrNoTrustedTargets, prev.Signed.Version, keyset.ImageTargetsRecord)
 	}
 	next := tufrepo.NextTargets(base, time.Now().Add(expires))
 	next.Signed.Version = prev.Signed.Version + 1
