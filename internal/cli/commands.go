@@ -50,6 +50,7 @@ func keysCmd(g *globals) *cobra.Command {
 
 	var ro keyset.RotateOptions
 	var dir, role string
+	var lost bool
 	var af apiFlags
 	rotate := &cobra.Command{
 		Use:   "rotate --keys DIR --repo image|director [--role root|targets|snapshot|timestamp]",
@@ -63,11 +64,30 @@ the new root is published at once (as 'keys publish' does).
 old one kept as offline/image-targets.key.retired-<version>. Publishing then
 re-signs the current image targets with the new key (co-signed by the retired
 one) from the copy of the last targets this keys directory signed, so every
-published release stays listed, and only then sends the root.`,
+published release stays listed, and only then sends the root. If the old
+targets key is lost rather than leaked, --old-key-lost does it in two root
+versions instead (the first lists both keys).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var data []byte
 			var err error
+			if lost {
+				if ro.Repo != "image" || role != tufrepo.Targets || (af.token == "" && af.tokenFile == "") {
+					return fmt.Errorf("--old-key-lost is for --repo image --role targets, with --server and a token")
+				}
+				api, err := af.client()
+				if err != nil {
+					return err
+				}
+				res, err := release.ReplaceLostTargetsKey(cmd.Context(), api, dir, ro.Alg)
+				if err != nil {
+					return err
+				}
+				printResign(g, res)
+				fmt.Fprintf(g.stdout, "new image targets key: %s; the lost key is dropped from image root %s, published to %s\n",
+					filepath.Join(dir, keyset.RoleKeyFile("image", tufrepo.Targets)), keyset.CurrentRootFile(dir, "image"), af.server)
+				return nil
+			}
 			if role == "" || role == "root" {
 				data, err = keyset.Rotate(dir, ro)
 			} else {
@@ -101,6 +121,7 @@ published release stays listed, and only then sends the root.`,
 	rotate.Flags().IntVar(&ro.NewKeys, "root-keys", 1, "number of new root keys")
 	rotate.Flags().IntVar(&ro.Threshold, "root-threshold", 1, "threshold of the new root")
 	rotate.Flags().StringVar(&ro.Alg, "alg", "ed25519", "key algorithm")
+	rotate.Flags().BoolVar(&lost, "old-key-lost", false, "(image targets) the old targets key is lost, not leaked: add the new key in one root version, re-sign, drop the old key in the next")
 	af.add(rotate)
 	var pdir, prepo string
 	var pf apiFlags

@@ -61,3 +61,27 @@ func TestKeysRotateImageTargetsInOneCommand(t *testing.T) {
 		t.Fatalf("image targets list %d targets; want v1 and v2", len(tt.Signed.Targets))
 	}
 }
+
+// TestOldKeyLostIsOnlyForImageTargetsWithAServer: the two-root replacement
+// of a lost key is refused for other roles and without a server to send
+// the roots to, before anything is written.
+func TestOldKeyLostIsOnlyForImageTargetsWithAServer(t *testing.T) {
+	t.Setenv("ZTOTA_TOKEN", "")
+	dir := filepath.Join(t.TempDir(), "keys")
+	if code, out := run(t, "keys", "init", "--out", dir); code != 0 {
+		t.Fatalf("keys init: %d %s", code, out)
+	}
+	for _, args := range [][]string{
+		{"--repo", "director", "--role", "targets", "--token", "t"},
+		{"--repo", "image", "--role", "timestamp", "--token", "t"},
+		{"--repo", "image", "--role", "targets"},
+	} {
+		code, out := run(t, append([]string{"keys", "rotate", "--keys", dir, "--old-key-lost"}, args...)...)
+		if code == 0 || !strings.Contains(out, "--old-key-lost is for --repo image --role targets") {
+			t.Errorf("keys rotate --old-key-lost %v: exit %d %s", args, code, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "offline", "image-root-current.json")); !os.IsNotExist(err) {
+		t.Fatalf("a refused --old-key-lost wrote a new root: %v", err)
+	}
+}

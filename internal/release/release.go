@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,10 +234,13 @@ func Resign(ctx context.Context, c *apiclient.Client, keysDir string, expires ti
 	if err != nil {
 		return ResignResult{}, err
 	}
-	if tufrepo.Verify(root, tufrepo.Targets, prev) == nil {
+	verifies := tufrepo.Verify(root, tufrepo.Targets, prev) == nil
+	key, err := keys.Load(filepath.Join(keysDir, keyset.OfflineDir, keyset.ImageTargetsKey))
+	if verifies && (errors.Is(err, fs.ErrNotExist) || err == nil && verifyOwn(prev, key) == nil) {
+		// Nothing to do (or a keys directory without the targets key,
+		// publishing a root that leaves the targets role alone).
 		return ResignResult{TargetsVersion: prev.Signed.Version, Targets: names(prev)}, nil
 	}
-	key, err := keys.Load(filepath.Join(keysDir, keyset.OfflineDir, keyset.ImageTargetsKey))
 	if err != nil {
 		return ResignResult{}, fmt.Errorf("the image targets key: %w", err)
 	}
@@ -245,13 +249,19 @@ func Resign(ctx context.Context, c *apiclient.Client, keysDir string, expires ti
 		return ResignResult{}, err
 	}
 	if !slices.Contains(root.Signed.Roles[tufrepo.Targets].KeyIDs, id) {
-		return ResignResult{}, fmt.Errorf("the image targets key %s of %s is not the one image root v%d names", id[:12], keysDir, root.Signed.Version)
+		return ResignResult{}, fmt.Errorf("the image targets key %s of %s is not one image root v%d names", id[:12], keysDir, root.Signed.Version)
 	}
 	retired, err := keyset.RetiredTargetsKeys(keysDir)
 	if err != nil {
 		return ResignResult{}, err
 	}
+	// Ours: signed by a targets key this directory holds or held, or
+	// verifying under its current root (which, after AddImageTargetsKey,
+	// still lists a lost key).
 	signedByUs := func(t *metadata.Metadata[metadata.TargetsType]) bool {
+		if tufrepo.Verify(root, tufrepo.Targets, t) == nil {
+			return true
+		}
 		for _, k := range append([]*keys.Key{key}, retired...) {
 			if verifyOwn(t, k) == nil {
 				return true
@@ -293,4 +303,78 @@ func names(t *metadata.Metadata[metadata.TargetsType]) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// PublishImageRoot sends a new image root (the keys directory's current
+// one) and keeps the server's image targets verifiable throughout: if they
+// verify under the new root, the root goes first and the targets are then
+// re-signed if the current targets key did not sign them (the first step
+// of replacing a lost key); otherwise they are re-signed first (co-signed
+// by the retired key, so the server accepts them under the old root) and
+// the root follows. Sending a root the server already has is harmless.
+func PublishImageRoot(ctx context.Context, c *apiclient.Client, keysDir string, rootb []byte) (ResignResult, error) {
+	next, err := tufrepo.Parse[metadata.RootType](rootb)
+	if err != nil {
+		return ResignResult{}, err
+	}
+	cur, err := c.ImageTargets(ctx)
+	if err != nil {
+		return ResignResult{}, fmt.Errorf("fetching the image targets: %w", err)
+	}
+	prev, err := tufrepo.Parse[metadata.TargetsType](cur)
+	if err != nil {
+		return ResignResult{}, err
+	}
+	if tufrepo.Verify(next, tufrepo.Targets, prev) == nil {
+		if err := c.PublishRoot(ctx, "image", rootb); err != nil {
+			return ResignResult{}, err
+		}
+		return Resign(ctx, c, keysDir, 0)
+	}
+	res, err := Resign(ctx, c, keysDir, 0)
+	if err != nil {
+		if len(next.Signed.Roles[tufrepo.Targets].KeyIDs) == 1 {
+			if r, _ := keyset.RetiredTargetsKeys(keysDir); len(r) == 0 {
+				err = fmt.Errorf("%w (no retired targets key to co-sign with: if the old key is lost, use 'ztota keys rotate --repo image --role targets --old-key-lost')", err)
+			}
+		}
+		return ResignResult{}, err
+	}
+	return res, c.PublishRoot(ctx, "image", rootb)
+}
+
+// ReplaceLostTargetsKey replaces an image targets key the integrator no
+// longer has, in two root versions: the first lists a new key beside the
+// lost one (the current targets still verify, so the server takes it),
+// the targets are re-signed by the new key from the keys directory's
+// record, and the second root drops the lost key. Devices walk both
+// roots in one refresh. If it stops half-way, running it again resumes
+// (while the current root still lists two targets keys); after the second
+// root was made, "ztota keys publish --repo image" finishes.
+func ReplaceLostTargetsKey(ctx context.Context, c *apiclient.Client, keysDir, alg string) (ResignResult, error) {
+	rootb, err := keyset.CurrentRoot(keysDir, "image")
+	if err != nil {
+		return ResignResult{}, err
+	}
+	root, err := tufrepo.Parse[metadata.RootType](rootb)
+	if err != nil {
+		return ResignResult{}, err
+	}
+	if len(root.Signed.Roles[tufrepo.Targets].KeyIDs) < 2 {
+		if rootb, err = keyset.AddImageTargetsKey(keysDir, alg, time.Time{}); err != nil {
+			return ResignResult{}, err
+		}
+	}
+	res, err := PublishImageRoot(ctx, c, keysDir, rootb)
+	if err != nil {
+		return ResignResult{}, fmt.Errorf("publishing the image root that adds the new targets key: %w (run the same command again to resume)", err)
+	}
+	last, err := keyset.DropOldImageTargetsKeys(keysDir, time.Time{})
+	if err != nil {
+		return ResignResult{}, err
+	}
+	if _, err := PublishImageRoot(ctx, c, keysDir, last); err != nil {
+		return ResignResult{}, fmt.Errorf("publishing the image root that drops the lost targets key: %w (finish with 'ztota keys publish --repo image')", err)
+	}
+	return res, nil
 }
