@@ -208,12 +208,13 @@ var ErrNoTrustedTargets = errors.New("no image targets signed by a key of this k
 // targets key of keysDir after "ztota keys rotate --repo image --role
 // targets", before the new root is sent. The new version lists the
 // targets the integrator signed last (the record in the keys directory;
-// without one, the server's copy if a retired key of this directory signed
-// it), so the releases devices run stay listed. It is co-signed by the
-// newest retired targets key so that the server, still under the old
-// root, accepts it, and by the new key, so that devices accept it under
-// the new root. It does nothing when the server's targets already verify
-// under the current root (run again after an interrupted publish).
+// without one, the server's copy if a key of this directory signed it),
+// so the releases devices run stay listed. It is signed by the new key, so
+// that devices accept it under the new root, and co-signed by the newest
+// retired targets key, so that the server, still under the old root,
+// accepts it. It does nothing when the server's targets already verify
+// under the keys directory's current root and carry the current key's
+// signature (run again after an interrupted publish).
 func Resign(ctx context.Context, c *apiclient.Client, keysDir string, expires time.Duration) (ResignResult, error) {
 	if expires == 0 {
 		expires = 90 * 24 * time.Hour
