@@ -30,9 +30,8 @@ import (
 // v1 is released with K1 and committed; "ztota keys rotate --repo image
 // --role targets" makes K2, re-signs the current targets and publishes the
 // new root in one command. An attacker holding K1 signs targets with a
-// release of its own: the server refuses them over the API.
-// The operator also rotates the director timestamp key and the server is
-// stopped; the attacker writes its targets into the server's database with
+// release of its own: the server refuses them over the API. The operator
+// also rotates the director timestamp key and the server is stopped; the attacker writes its targets into the server's database with
 // a snapshot and timestamp signed by the server's own online keys, and the
 // server starts again (same data directory, same --keys flag) and serves
 // them: the device, through the proxy, fetches them and never trusts them.
@@ -180,6 +179,19 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 	tt := trustedTargets()
 	if tt.Signed.Targets[v1.target] == nil || tt.Signed.Targets[v2.target] == nil || tt.Signed.Targets[evilTarget] != nil {
 		t.Fatalf("the device trusts targets %v; want v1 and v2 only", tt.Signed.Targets)
+	}
+	for _, repo := range []string{"image", "director"} {
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, "tuf", repo, "root.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := tufrepo.Parse[metadata.RootType](b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Signed.Version != 2 {
+			t.Fatalf("the device trusts %s root v%d, want the rotated v2", repo, r.Signed.Version)
+		}
 	}
 	ag.stop(10 * time.Second)
 	checkSlots(t, cfg.DataDir, v2.sha256)
