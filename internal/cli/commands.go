@@ -72,7 +72,7 @@ versions instead (the first lists both keys).`,
 			var data []byte
 			var err error
 			if lost {
-				if ro.Repo != "image" || role != tufrepo.Targets || (af.token == "" && af.tokenFile == "") {
+				if ro.Repo != "image" || role != tufrepo.Targets || !af.hasToken() {
 					return fmt.Errorf("--old-key-lost is for --repo image --role targets, with --server and a token")
 				}
 				api, err := af.client()
@@ -104,7 +104,7 @@ versions instead (the first lists both keys).`,
 				fmt.Fprintf(g.stdout, "new %s %s key: %s\ncopy it into the server's DATA/keys/ under a new name ending in .key (e.g. new-%s-%s.key) before publishing the root\n",
 					ro.Repo, role, filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)), ro.Repo, role)
 			}
-			if af.token == "" && af.tokenFile == "" {
+			if !af.hasToken() {
 				fmt.Fprintf(g.stdout, "publish it with 'ztota keys publish --keys %s --repo %s'\n", dir, ro.Repo)
 				return nil
 			}

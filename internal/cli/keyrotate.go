@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/release"
@@ -48,4 +49,10 @@ func printResign(g *globals, res release.ResignResult) {
 	for _, p := range res.Dropped {
 		fmt.Fprintf(g.stdout, "  dropped %s: listed by the server, never signed by this keys directory\n", p)
 	}
+}
+
+// hasToken says whether a token was given in any of the ways token()
+// reads: a command publishes only then.
+func (a *apiFlags) hasToken() bool {
+	return a.token != "" || a.tokenFile != "" || os.Getenv("ZTOTA_TOKEN") != ""
 }

@@ -28,7 +28,10 @@ func TestKeysRotateImageTargetsInOneCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := []string{"--server", b.URL, "--token", strings.TrimSpace(string(tok))}
-	code, out := run(t, append([]string{"keys", "rotate", "--keys", b.KeysDir, "--repo", "image", "--role", "targets"}, api...)...)
+	// The token from the environment, as in the README's first hour.
+	t.Setenv("ZTOTA_TOKEN", strings.TrimSpace(string(tok)))
+	code, out := run(t, "keys", "rotate", "--keys", b.KeysDir, "--repo", "image", "--role", "targets", "--server", b.URL)
+	t.Setenv("ZTOTA_TOKEN", "")
 	if code != 0 {
 		t.Fatalf("keys rotate --repo image --role targets: exit %d\n%s", code, out)
 	}
