@@ -56,8 +56,11 @@ func keysCmd(g *globals) *cobra.Command {
 		Use:   "rotate --keys DIR --repo image|director [--role root|targets|snapshot|timestamp]",
 		Short: "Replace a repository's root keys or one role's key with a new root version, and publish it",
 		Long: `Replace a repository's root keys (--role root) or the key of one role with a
-new root version signed by the current root keys. With --server and a token
-the new root is published at once (as 'keys publish' does).
+new root version signed by the current root keys. For root keys and the image
+targets key, with a token (--token, --token-file or $ZTOTA_TOKEN) the new root
+is published at once (as 'keys publish' does). A new online key (snapshot,
+timestamp, director targets) must first be copied into the server's DATA/keys/;
+then 'keys publish' sends the root.
 
 --repo image --role targets replaces the integrator's offline targets key
 (after a compromise): the new key is written to offline/image-targets.key, the
@@ -101,8 +104,11 @@ versions instead (the first lists both keys).`,
 			case ro.Repo == "image" && role == tufrepo.Targets:
 				fmt.Fprintf(g.stdout, "new image targets key: %s (offline: keep it off the server)\n", filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)))
 			case role != "" && role != "root":
-				fmt.Fprintf(g.stdout, "new %s %s key: %s\ncopy it into the server's DATA/keys/ under a new name ending in .key (e.g. new-%s-%s.key) before publishing the root\n",
-					ro.Repo, role, filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)), ro.Repo, role)
+				// An online key: the server must hold it before the root
+				// that names it arrives, so this never publishes.
+				fmt.Fprintf(g.stdout, "new %s %s key: %s\ncopy it into the server's DATA/keys/ under a new name ending in .key (e.g. new-%s-%s.key), then run 'ztota keys publish --keys %s --repo %s'\n",
+					ro.Repo, role, filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)), ro.Repo, role, dir, ro.Repo)
+				return nil
 			}
 			if !af.hasToken() {
 				fmt.Fprintf(g.stdout, "publish it with 'ztota keys publish --keys %s --repo %s'\n", dir, ro.Repo)

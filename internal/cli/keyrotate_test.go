@@ -88,3 +88,19 @@ func TestOldKeyLostIsOnlyForImageTargetsWithAServer(t *testing.T) {
 		t.Fatalf("a refused --old-key-lost wrote a new root: %v", err)
 	}
 }
+
+// TestOnlineKeyRotationWaitsForTheKeyCopy: rotating an online key with a
+// token given does not send the root (the server would refuse a root
+// naming a key it does not hold yet, and the command used to fail after
+// writing the rotation); it says to copy the key and publish.
+func TestOnlineKeyRotationWaitsForTheKeyCopy(t *testing.T) {
+	t.Setenv("ZTOTA_TOKEN", "")
+	dir := filepath.Join(t.TempDir(), "keys")
+	if code, out := run(t, "keys", "init", "--out", dir); code != 0 {
+		t.Fatalf("keys init: %d %s", code, out)
+	}
+	code, out := run(t, "keys", "rotate", "--keys", dir, "--repo", "director", "--role", "timestamp", "--token", "t", "--server", "http://127.0.0.1:1")
+	if code != 0 || !strings.Contains(out, "then run 'ztota keys publish --keys "+dir+" --repo director'") {
+		t.Fatalf("keys rotate --role timestamp with a token: exit %d\n%s", code, out)
+	}
+}
