@@ -71,14 +71,47 @@ func keysCmd(g *globals) *cobra.Command {
 
 	var ro keyset.RotateOptions
 	var dir, role string
+	var lost bool
 	var af apiFlags
 	rotate := &cobra.Command{
 		Use:   "rotate --keys DIR --repo image|director [--role root|targets|snapshot|timestamp]",
-		Short: "Replace a repository's root keys or one online key with a new root version, and publish it",
-		Args:  cobra.NoArgs,
+		Short: "Replace a repository's root keys or one role's key with a new root version, and publish it",
+		Long: `Replace a repository's root keys (--role root) or the key of one role with a
+new root version signed by the current root keys. For root keys and the image
+targets key, with a token (--token, --token-file or $ZTOTA_TOKEN) the new root
+is published at once (as 'keys publish' does). A new online key (snapshot,
+timestamp, director targets) must first be copied into the server's DATA/keys/;
+then 'keys publish' sends the root.
+
+--repo image --role targets replaces the integrator's offline targets key
+(after a compromise): the new key is written to offline/image-targets.key, the
+old one kept as offline/image-targets.key.retired-<version>. Publishing then
+re-signs the current image targets with the new key (co-signed by the retired
+one) from the copy of the last targets this keys directory signed, so every
+published release stays listed, and only then sends the root. If the old
+targets key is lost rather than leaked, --old-key-lost does it in two root
+versions instead (the first lists both keys).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var data []byte
 			var err error
+			if lost {
+				if ro.Repo != "image" || role != tufrepo.Targets || !af.hasToken() {
+					return fmt.Errorf("--old-key-lost is for --repo image --role targets, with --server and a token")
+				}
+				api, err := af.client()
+				if err != nil {
+					return err
+				}
+				res, err := release.ReplaceLostTargetsKey(cmd.Context(), api, dir, ro.Alg)
+				if err != nil {
+					return err
+				}
+				printResign(g, res)
+				fmt.Fprintf(g.stdout, "new image targets key: %s; the lost key is dropped from image root %s, published to %s\n",
+					filepath.Join(dir, keyset.RoleKeyFile("image", tufrepo.Targets)), keyset.CurrentRootFile(dir, "image"), af.server)
+				return nil
+			}
 			if role == "" || role == "root" {
 				data, err = keyset.Rotate(dir, ro)
 			} else {
@@ -88,36 +121,40 @@ func keysCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "new %s root written to %s\n", ro.Repo, keyset.CurrentRootFile(dir, ro.Repo))
-			if role != "" && role != "root" {
-				fmt.Fprintf(g.stdout, "new %s %s key: %s\ncopy it into the server's DATA/keys/ under a new name ending in .key (e.g. new-%s-%s.key) before publishing the root\n",
-					ro.Repo, role, filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)), ro.Repo, role)
+			switch {
+			case ro.Repo == "image" && role == tufrepo.Targets:
+				fmt.Fprintf(g.stdout, "new image targets key: %s (offline: keep it off the server)\n", filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)))
+			case role != "" && role != "root":
+				// An online key: the server must hold it before the root
+				// that names it arrives, so this never publishes.
+				fmt.Fprintf(g.stdout, "new %s %s key: %s\ncopy it into the server's DATA/keys/ under a new name ending in .key (e.g. new-%s-%s.key), then run 'ztota keys publish --keys %s --repo %s'\n",
+					ro.Repo, role, filepath.Join(dir, keyset.RoleKeyFile(ro.Repo, role)), ro.Repo, role, dir, ro.Repo)
+				return nil
 			}
-			if af.token == "" && af.tokenFile == "" {
+			if !af.hasToken() {
+				fmt.Fprintf(g.stdout, "publish it with 'ztota keys publish --keys %s --repo %s'\n", dir, ro.Repo)
 				return nil
 			}
 			api, err := af.client()
 			if err != nil {
 				return err
 			}
-			if err := api.PublishRoot(cmd.Context(), ro.Repo, data); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.stdout, "published to", af.server)
-			return nil
+			return publishRoot(cmd.Context(), g, api, dir, ro.Repo, data, af.server)
 		},
 	}
 	rotate.Flags().StringVar(&dir, "keys", "", "keys directory")
 	rotate.Flags().StringVar(&ro.Repo, "repo", "image", "image or director")
-	rotate.Flags().StringVar(&role, "role", "root", "root, or an online role to re-key: snapshot, timestamp, or (director) targets")
+	rotate.Flags().StringVar(&role, "role", "root", "root, or the role to re-key: targets, snapshot or timestamp")
 	rotate.Flags().IntVar(&ro.NewKeys, "root-keys", 1, "number of new root keys")
 	rotate.Flags().IntVar(&ro.Threshold, "root-threshold", 1, "threshold of the new root")
 	rotate.Flags().StringVar(&ro.Alg, "alg", "ed25519", "key algorithm")
+	rotate.Flags().BoolVar(&lost, "old-key-lost", false, "(image targets) the old targets key is lost, not leaked: add the new key in one root version, re-sign, drop the old key in the next")
 	af.add(rotate)
 	var pdir, prepo string
 	var pf apiFlags
 	publish := &cobra.Command{
 		Use:   "publish --keys DIR --repo image|director",
-		Short: "Send the newest root of a repository (after 'keys rotate') to the server",
+		Short: "Send the newest root of a repository (after 'keys rotate') to the server; for the image repository, re-sign its targets first if the new root needs it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(keyset.CurrentRootFile(pdir, prepo))
@@ -128,11 +165,7 @@ func keysCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := api.PublishRoot(cmd.Context(), prepo, data); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "published the new %s root to %s\n", prepo, pf.server)
-			return nil
+			return publishRoot(cmd.Context(), g, api, pdir, prepo, data, pf.server)
 		},
 	}
 	publish.Flags().StringVar(&pdir, "keys", "", "keys directory")
@@ -237,6 +270,9 @@ func releaseCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "released %s (sha256 %s, %d bytes) in image targets version %d\n", res.Target, res.SHA256, res.Length, res.TargetsVersion)
+			for _, p := range res.Dropped {
+				fmt.Fprintf(g.stdout, "  dropped %s: listed by the server, not signed by the current targets key\n", p)
+			}
 			return nil
 		},
 	}

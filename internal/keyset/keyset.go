@@ -7,6 +7,7 @@
 //
 //	offline/image-root-<i>.key      image root keys (threshold RootThreshold)
 //	offline/image-targets.key       image targets key (signs releases)
+//	offline/image-targets-signed.json  the last image targets it signed
 //	offline/director-root-<i>.key   director root keys
 //	online/image-snapshot.key  online/image-timestamp.key
 //	online/director-targets.key online/director-snapshot.key online/director-timestamp.key
@@ -42,6 +43,10 @@ const (
 	DirTargetsKey     = "director-targets.key"
 	DirSnapshotKey    = "director-snapshot.key"
 	DirTimestampKey   = "director-timestamp.key"
+	// ImageTargetsRecord (relative to the keys directory) is the last
+	// image targets document this keys directory signed: the initial one,
+	// then every release and re-sign (see internal/release).
+	ImageTargetsRecord = OfflineDir + "/image-targets-signed.json"
 )
 
 // Options for Init.
@@ -160,6 +165,9 @@ func Init(dir string, o Options) error {
 		if err := keys.WriteFileAtomic(filepath.Join(on, name), data, 0o644); err != nil {
 			return err
 		}
+	}
+	if err := keys.WriteFileAtomic(filepath.Join(dir, ImageTargetsRecord), itb, 0o600); err != nil {
+		return err
 	}
 	return initTLS(dir, o.TLSHosts, o.Now)
 }

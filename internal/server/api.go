@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -349,9 +350,20 @@ func (s *Server) handleRootRotation(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if bytes.Equal(body, cur.Data) {
+		// Sent again (a retried publish): already the current root.
+		writeJSON(w, http.StatusOK, map[string]any{"repo": repo, "version": next.Signed.Version})
+		return
+	}
 	if err := tufrepo.VerifyRootUpdate(trusted, next); err != nil {
 		s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
 		return
+	}
+	if repo == repoImage {
+		if err := s.targetsFollowRoot(r.Context(), next); err != nil {
+			s.fail(w, r, err)
+			return
+		}
 	}
 	changes, err := s.newOnlineKeys(repo, next)
 	if err != nil {

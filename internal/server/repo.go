@@ -133,6 +133,12 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	s.keys = ok
 	if _, err := s.st.LatestMeta(ctx, repoImage, tufrepo.Timestamp); err == nil {
+		// Keys first: a restart finishes an interrupted key switch, so
+		// that the directors bound below are signed with the keys the
+		// newest roots trust.
+		if err := s.adoptKeysAtStart(ctx); err != nil {
+			return err
+		}
 		return s.bindDirectors(ctx)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err

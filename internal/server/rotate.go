@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -160,6 +161,66 @@ func (s *Server) saveKeys(changes []keyChange, rootVersion int64) error {
 			return err
 		}
 		os.Remove(c.path)
+	}
+	return nil
+}
+
+// targetsFollowRoot refuses a new image root under which the current image
+// targets would not verify: the targets key is offline, so the server
+// cannot re-sign them, and every device that took the root would then
+// fail every refresh. The integrator re-signs the targets with the new key
+// (co-signed by the old one) first; "ztota keys publish" does that.
+func (s *Server) targetsFollowRoot(ctx context.Context, next *metadata.Metadata[metadata.RootType]) error {
+	cur, err := s.st.LatestMeta(ctx, repoImage, tufrepo.Targets)
+	if err != nil {
+		return err
+	}
+	t, err := tufrepo.Parse[metadata.TargetsType](cur.Data)
+	if err != nil {
+		return err
+	}
+	if err := tufrepo.Verify(next, tufrepo.Targets, t); err != nil {
+		return errorf(http.StatusConflict, "the current image targets (version %d) are not signed by the targets key of image root v%d: re-sign them with the new key first ('ztota keys publish --repo image' does): %v",
+			cur.Version, next.Signed.Version, err)
+	}
+	return nil
+}
+
+// ErrOnlineKeyMismatch: at start, an online key in DATA/keys is not the
+// one the newest stored root names, and no key file there is.
+var ErrOnlineKeyMismatch = errors.New("an online key does not match the newest root")
+
+// adoptKeysAtStart checks, when the server starts, that every online key
+// it loaded from DATA/keys is the one the newest stored root of its
+// repository names. A rotation whose root was stored but whose keys were
+// not yet written under their canonical names (the server stopped in
+// between) is finished here from the new key file still in DATA/keys;
+// without it the server refuses to start rather than sign with a key
+// devices no longer trust.
+func (s *Server) adoptKeysAtStart(ctx context.Context) error {
+	for _, repo := range []string{repoImage, repoDirector} {
+		m, err := s.st.LatestMeta(ctx, repo, tufrepo.Root)
+		if err != nil {
+			return err
+		}
+		root, err := tufrepo.Parse[metadata.RootType](m.Data)
+		if err != nil {
+			return err
+		}
+		changes, err := s.newOnlineKeys(repo, root)
+		if err != nil {
+			return fmt.Errorf("server: %w: %s root v%d (in %s): %v", ErrOnlineKeyMismatch, repo, root.Signed.Version, filepath.Join(s.cfg.DataDir, "keys"), err)
+		}
+		if len(changes) == 0 {
+			continue
+		}
+		for _, c := range changes {
+			*c.r.key = c.key
+			s.log.Warn("adopting the online key the stored root names", "repo", repo, "role", c.r.role, "file", c.path)
+		}
+		if err := s.saveKeys(changes, root.Signed.Version); err != nil {
+			return err
+		}
 	}
 	return nil
 }
