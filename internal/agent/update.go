@@ -249,6 +249,11 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	a.retry = false
 	cands, err := a.Refresh(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The agent is stopping (SIGTERM mid-refresh): nothing
+			// failed, and nothing is reported.
+			return err
+		}
 		// A verdict on the signed metadata (the repositories disagree)
 		// is a refusal; anything else (network, expired or replayed
 		// metadata, a mirror that lies) is a failure that may pass.

@@ -45,7 +45,7 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 	ztota(t, "keys", "init", "--out", keysDir)
 	data := filepath.Join(dir, "server")
 	online := filepath.Join(keysDir, keyset.OnlineDir)
-	srv := startProc(t, "server", baseEnv(), "server", "--data", data, "--keys", online, "--listen", "127.0.0.1:0")
+	srv := startProc(t, "server", baseEnv(), "server", "--data", data, "--keys", online, "--listen", "127.0.0.1:0", "--insecure-http")
 	serving := regexp.MustCompile(`msg=serving addr=(\S+)`)
 	addr := srv.waitLine(serving, 30*time.Second)[1]
 	api := []string{"--server", "http://" + addr, "--token-file", filepath.Join(data, "admin.token")}
@@ -53,7 +53,7 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 
 	tok := strings.TrimSpace(ztota(t, append([]string{"token", "enroll", "--group", "fleet"}, api...)...))
 	cfg := agent.Config{
-		DeviceID: "dev-1", HardwareID: "board-a", ServerURL: px.URL, DataDir: filepath.Join(dir, "dev-1"),
+		DeviceID: "dev-1", HardwareID: "board-a", ServerURL: px.URL, InsecureHTTP: true, DataDir: filepath.Join(dir, "dev-1"),
 		ImageRoot:    filepath.Join(online, keyset.ImageRootFile),
 		DirectorRoot: filepath.Join(online, keyset.DirectorRootFile),
 		EnrollToken:  tok,
@@ -133,7 +133,7 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 	// them.
 	srv.stop(10 * time.Second)
 	injectImageTargets(t, data, bad.Signed.Version, badb)
-	srv = startProc(t, "server2", baseEnv(), "server", "--data", data, "--keys", online, "--listen", addr)
+	srv = startProc(t, "server2", baseEnv(), "server", "--data", data, "--keys", online, "--listen", addr, "--insecure-http")
 	srv.waitLine(serving, 30*time.Second)
 	badPath := fmt.Sprintf("/image/%d.targets.json", bad.Signed.Version)
 	// Two refreshes that fetched the attacker's targets: the first has

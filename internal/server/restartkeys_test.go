@@ -103,7 +103,7 @@ func (r *restartable) agent(id string) *agent.Agent {
 		t.Fatal(err)
 	}
 	cfg := &agent.Config{
-		DeviceID: id, HardwareID: "board-a", ServerURL: "http://" + r.addr, DataDir: filepath.Join(r.dir, "devices", id),
+		DeviceID: id, HardwareID: "board-a", ServerURL: "http://" + r.addr, InsecureHTTP: true, DataDir: filepath.Join(r.dir, "devices", id),
 		ImageRoot:    filepath.Join(r.keysDir(), keyset.OnlineDir, keyset.ImageRootFile),
 		DirectorRoot: filepath.Join(r.keysDir(), keyset.OnlineDir, keyset.DirectorRootFile),
 		EnrollToken:  tok,
