@@ -214,16 +214,19 @@ func (a *Agent) Enroll(ctx context.Context) error {
 // slot: a slot on trial is health-checked and committed or rolled back.
 // Stop undoes it.
 func (a *Agent) Start(ctx context.Context) error {
-	for {
+	for n := 1; ; n++ {
 		err := a.Enroll(ctx)
 		if err == nil {
 			break
 		}
-		a.log.Warn("enrollment failed; retrying", "err", err)
+		// A refused enrollment may pass (the operator issues a token,
+		// a proxy stops rewriting): retried, with bounded back-off.
+		wait := min(backoff(n), time.Minute)
+		a.log.Warn("enrollment failed; retrying", "err", err, "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(2 * time.Second):
+		case <-time.After(wait):
 		}
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -26,6 +26,7 @@ import (
 	"github.com/ztota/ztota/internal/certd"
 	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/certverify"
+	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/translog"
 	"github.com/ztota/ztota/internal/verifystate"
 	"github.com/ztota/ztota/internal/vulnref"
@@ -89,13 +90,14 @@ API token in DATA/admin.token.`,
 
 type certFlags struct {
 	server, token, tokenFile, ca string
-	json                         bool
+	json, insecure               bool
 }
 
 func (f *certFlags) add(cmd *cobra.Command, write bool) {
 	cmd.Flags().StringVar(&f.server, "certd", "https://127.0.0.1:8090", "certification service URL")
 	cmd.Flags().StringVar(&f.ca, "ca", "", "PEM CA pinned for the service's certificate (or $ZTOTA_CERTD_CA)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&f.insecure, "insecure-http", false, "allow a plain http:// --certd (or ZTOTA_INSECURE_HTTP=1)")
 	if write {
 		cmd.Flags().StringVar(&f.token, "token", "", "API token (or $ZTOTA_CERT_TOKEN)")
 		cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the API token (certd writes DATA/admin.token)")
@@ -116,6 +118,9 @@ func (f *certFlags) client(write bool) (*certclient.Client, error) {
 	}
 	if write && tok == "" {
 		return nil, errors.New("an API token is required: pass --token, --token-file or set ZTOTA_CERT_TOKEN (certd writes DATA/admin.token)")
+	}
+	if err := tlsutil.CheckURL("--certd", f.server, f.insecure || os.Getenv("ZTOTA_INSECURE_HTTP") == "1"); err != nil {
+		return nil, fmt.Errorf("%w (--insecure-http)", err)
 	}
 	c := certclient.New(f.server, tok)
 	tr, err := caTransport(f.ca, "ZTOTA_CERTD_CA")

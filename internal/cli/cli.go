@@ -95,6 +95,7 @@ func token(flag, file string) (string, error) {
 
 type apiFlags struct {
 	server, token, tokenFile, ca string
+	insecure                     bool
 }
 
 // client returns an API client for the flags, or an error that says how
@@ -103,6 +104,9 @@ func (a *apiFlags) client() (*apiclient.Client, error) {
 	tok, err := token(a.token, a.tokenFile)
 	if err != nil {
 		return nil, err
+	}
+	if err := tlsutil.CheckURL("--server", a.server, a.insecure || os.Getenv("ZTOTA_INSECURE_HTTP") == "1"); err != nil {
+		return nil, fmt.Errorf("%w (--insecure-http)", err)
 	}
 	c := apiclient.New(a.server, tok)
 	tr, err := caTransport(a.ca, "ZTOTA_CA")
@@ -131,4 +135,5 @@ func (a *apiFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.ca, "ca", "", "PEM CA pinned for the server's certificate (or $ZTOTA_CA; e.g. online/tls/ca.pem)")
 	cmd.Flags().StringVar(&a.token, "token", "", "API token (or $ZTOTA_TOKEN)")
 	cmd.Flags().StringVar(&a.tokenFile, "token-file", "", "file holding the API token")
+	cmd.Flags().BoolVar(&a.insecure, "insecure-http", false, "allow a plain http:// --server: the token and everything else cross the network readable (or ZTOTA_INSECURE_HTTP=1)")
 }

@@ -57,3 +57,25 @@ func TestKeysInitThenRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClientsRefusePlainHTTPUnlessAllowed performs an operator pointing
+// the CLI at a plain http:// server by mistake: the API token would cross
+// the network readable. The command refuses before sending anything and
+// says how to allow it; with --insecure-http it goes on (and fails only
+// because nothing listens there).
+func TestClientsRefusePlainHTTPUnlessAllowed(t *testing.T) {
+	t.Setenv("ZTOTA_INSECURE_HTTP", "")
+	for _, args := range [][]string{
+		{"devices", "list", "--server", "http://127.0.0.1:1", "--token", "secret"},
+		{"cert", "list", "--certd", "http://127.0.0.1:1"},
+	} {
+		code, out := run(t, args...)
+		if code == 0 || !strings.Contains(out, "plain http") || !strings.Contains(out, "--insecure-http") {
+			t.Errorf("ztota %s: %d %q; want a refusal naming --insecure-http", strings.Join(args, " "), code, out)
+		}
+		code, out = run(t, append(args, "--insecure-http")...)
+		if code == 0 || strings.Contains(out, "plain http") {
+			t.Errorf("ztota %s --insecure-http: %d %q; want it to try the connection", strings.Join(args, " "), code, out)
+		}
+	}
+}

@@ -27,10 +27,10 @@ func TestKeysRotateImageTargetsInOneCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := []string{"--server", b.URL, "--token", strings.TrimSpace(string(tok))}
+	api := []string{"--server", b.URL, "--insecure-http", "--token", strings.TrimSpace(string(tok))}
 	// The token from the environment, as in the README's first hour.
 	t.Setenv("ZTOTA_TOKEN", strings.TrimSpace(string(tok)))
-	code, out := run(t, "keys", "rotate", "--keys", b.KeysDir, "--repo", "image", "--role", "targets", "--server", b.URL)
+	code, out := run(t, "keys", "rotate", "--keys", b.KeysDir, "--repo", "image", "--role", "targets", "--server", b.URL, "--insecure-http")
 	t.Setenv("ZTOTA_TOKEN", "")
 	if code != 0 {
 		t.Fatalf("keys rotate --repo image --role targets: exit %d\n%s", code, out)
@@ -99,7 +99,7 @@ func TestOnlineKeyRotationWaitsForTheKeyCopy(t *testing.T) {
 	if code, out := run(t, "keys", "init", "--out", dir); code != 0 {
 		t.Fatalf("keys init: %d %s", code, out)
 	}
-	code, out := run(t, "keys", "rotate", "--keys", dir, "--repo", "director", "--role", "timestamp", "--token", "t", "--server", "http://127.0.0.1:1")
+	code, out := run(t, "keys", "rotate", "--keys", dir, "--repo", "director", "--role", "timestamp", "--token", "t", "--server", "http://127.0.0.1:1", "--insecure-http")
 	if code != 0 || !strings.Contains(out, "then run 'ztota keys publish --keys "+dir+" --repo director'") {
 		t.Fatalf("keys rotate --role timestamp with a token: exit %d\n%s", code, out)
 	}

@@ -16,7 +16,7 @@ import (
 // decommissioned.
 func TestTokenAndDeviceRevocationCommands(t *testing.T) {
 	b := testbed.New(t, testbed.Options{})
-	admin := []string{"--server", b.URL, "--token", b.Admin.Token}
+	admin := []string{"--server", b.URL, "--insecure-http", "--token", b.Admin.Token}
 	code, out := run(t, append([]string{"token", "create", "--scope", "viewer", "--name", "ci", "--ttl", "48h"}, admin...)...)
 	if code != 0 {
 		t.Fatalf("token create: %d %s", code, out)
@@ -33,13 +33,13 @@ func TestTokenAndDeviceRevocationCommands(t *testing.T) {
 	if strings.Contains(out, secret) || strings.Contains(out, b.Admin.Token) {
 		t.Fatalf("token list prints a secret:\n%s", out)
 	}
-	if code, out := run(t, "devices", "list", "--server", b.URL, "--token", secret); code != 0 {
+	if code, out := run(t, "devices", "list", "--server", b.URL, "--insecure-http", "--token", secret); code != 0 {
 		t.Fatalf("viewer token before revocation: %d %s", code, out)
 	}
 	if code, out := run(t, append([]string{"token", "revoke", id}, admin...)...); code != 0 || !strings.Contains(out, "revoked at") {
 		t.Fatalf("token revoke: %d %s", code, out)
 	}
-	if code, out := run(t, "devices", "list", "--server", b.URL, "--token", secret); code == 0 || !strings.Contains(out, "401") || !strings.Contains(out, "revoked") {
+	if code, out := run(t, "devices", "list", "--server", b.URL, "--insecure-http", "--token", secret); code == 0 || !strings.Contains(out, "401") || !strings.Contains(out, "revoked") {
 		t.Fatalf("revoked token: %d %s", code, out)
 	}
 

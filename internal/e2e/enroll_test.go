@@ -38,7 +38,7 @@ func TestEnrollKeySwapByProxyRealProcesses(t *testing.T) {
 	srv := startProc(t, "server", baseEnv(), "server", "--data", data, "--insecure-http",
 		"--keys", filepath.Join(keysDir, keyset.OnlineDir), "--listen", "127.0.0.1:0")
 	addr := srv.waitLine(regexp.MustCompile(`msg=serving addr=(\S+) scheme=http `), 30*time.Second)[1]
-	api := []string{"--server", "http://" + addr, "--token-file", filepath.Join(data, "admin.token")}
+	api := []string{"--server", "http://" + addr, "--insecure-http", "--token-file", filepath.Join(data, "admin.token")}
 	tok := strings.TrimSpace(ztota(t, append([]string{"token", "enroll", "--group", "fleet"}, api...)...))
 
 	evilPub, _, _ := ed25519.GenerateKey(rand.Reader)

@@ -48,7 +48,7 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 	srv := startProc(t, "server", baseEnv(), "server", "--data", data, "--keys", online, "--listen", "127.0.0.1:0", "--insecure-http")
 	serving := regexp.MustCompile(`msg=serving addr=(\S+)`)
 	addr := srv.waitLine(serving, 30*time.Second)[1]
-	api := []string{"--server", "http://" + addr, "--token-file", filepath.Join(data, "admin.token")}
+	api := []string{"--server", "http://" + addr, "--insecure-http", "--token-file", filepath.Join(data, "admin.token")}
 	px := mitm.Start(t, "http://"+addr)
 
 	tok := strings.TrimSpace(ztota(t, append([]string{"token", "enroll", "--group", "fleet"}, api...)...))

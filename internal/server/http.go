@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/httpbound"
@@ -133,72 +131,11 @@ func decodeJSONBytes(body []byte, max int64, v any) error {
 	return nil
 }
 
-// checkDuplicateKeys refuses JSON objects that repeat a key. Keys that
-// differ only in case count as the same key, because encoding/json fills a
-// struct field from any case variant of its name: {"token":"a","TOKEN":"b"}
-// would otherwise be read as token "b" by the server and as "a" by anything
-// that matches names exactly.
-func checkDuplicateKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var check func(depth int) error
-	check = func(depth int) error {
-		if depth > 64 {
-			return errors.New("JSON nested too deeply")
-		}
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("malformed JSON: %v", err)
-		}
-		switch tok {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for dec.More() {
-				k, err := dec.Token()
-				if err != nil {
-					return fmt.Errorf("malformed JSON: %v", err)
-				}
-				key, _ := k.(string)
-				if seen[foldKey(key)] {
-					return fmt.Errorf("duplicate JSON key %q", key)
-				}
-				seen[foldKey(key)] = true
-				if err := check(depth + 1); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		case json.Delim('['):
-			for dec.More() {
-				if err := check(depth + 1); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		}
-		return nil
-	}
-	return check(0)
-}
-
-// foldKey maps every key encoding/json would match to the same struct
-// field (bytes.EqualFold semantics) to one string.
-func foldKey(k string) string {
-	var b strings.Builder
-	for _, r := range k {
-		for {
-			r2 := unicode.SimpleFold(r)
-			if r2 <= r {
-				r = r2
-				break
-			}
-			r = r2
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// checkDuplicateKeys refuses JSON objects that repeat a key, keys that
+// differ only in case counting as the same (encoding/json fills a struct
+// field from any case variant of its name): the one strict decoder's rule,
+// strictjson.CheckKeys, so server and certifier read every body alike.
+func checkDuplicateKeys(data []byte) error { return strictjson.CheckKeys(data, 64) }
 
 // scoped guards a handler with an API token of at least the given scope.
 func (s *Server) scoped(min string, h http.HandlerFunc) http.HandlerFunc {
