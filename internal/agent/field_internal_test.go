@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,7 +81,7 @@ func TestTerminalReportIsQueuedWhenOutboxIsFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	a, err := New(ctx, cfg, nil)
+	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -435,6 +435,16 @@ func TestFloorSurvivesCrashBetweenCommitAndSave(t *testing.T) {
 	if err := a2.Start(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
+	// The commit of r5 reaches the server (and ends its deployment)
+	// before the next deployment is made.
+	testbed.WaitFor(t, 20*time.Second, "r5's commit at the server", func() bool {
+		for _, rep := range b.History("dev-1") {
+			if rep.State == "committed" && rep.Target == r5.Target {
+				return true
+			}
+		}
+		return false
+	})
 	old := b.Release(b.ScriptBundle("4.0.0", true, 64), "4.0.0", 4, "board-a")
 	b.Deploy(old.Target, "dev-1")
 	err = a2.Cycle(testbed.Ctx(t))
@@ -649,6 +659,16 @@ func TestFailedFloorSaveIsAnError(t *testing.T) {
 	if err := a2.Start(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
+	// The commit of r5 reaches the server (and ends its deployment)
+	// before the next deployment is made.
+	testbed.WaitFor(t, 20*time.Second, "r5's commit at the server", func() bool {
+		for _, rep := range b.History("dev-1") {
+			if rep.State == "committed" && rep.Target == r5.Target {
+				return true
+			}
+		}
+		return false
+	})
 	old := b.Release(b.ScriptBundle("4.0.0", true, 64), "4.0.0", 4, "board-a")
 	b.Deploy(old.Target, "dev-1")
 	err = a2.Cycle(testbed.Ctx(t))
