@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,6 +67,22 @@ func (f *front) setHook(h func(w http.ResponseWriter, r *http.Request) bool) {
 	f.mu.Unlock()
 }
 
+// recordRange lets every request through and records the Range header of
+// the last artifact request; the returned function reads it.
+func (f *front) recordRange() func() string {
+	var ranged atomic.Value
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/image/targets/") {
+			ranged.Store(r.Header.Get("Range"))
+		}
+		return false
+	})
+	return func() string {
+		rg, _ := ranged.Load().(string)
+		return rg
+	}
+}
+
 func (f *front) clear() {
 	f.mu.Lock()
 	f.override = map[string][]byte{}
@@ -109,13 +127,20 @@ func installV1(t *testing.T, b *testbed.Bed, a *agent.Agent, id string) release.
 	t.Helper()
 	r := b.Release(b.ScriptBundle("1.0.0", true, 4096), "1.0.0", 1, "board-a")
 	b.Deploy(r.Target, id)
+	cycleInstalls(t, a, r, "installing v1")
+	return r
+}
+
+// cycleInstalls runs an update cycle that must succeed and leave the
+// device running r; when names the situation in failure messages.
+func cycleInstalls(t *testing.T, a *agent.Agent, r release.Result, when string) {
+	t.Helper()
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: the update cycle failed: %v", when, err)
 	}
 	if got := installed(t, a); got != r.SHA256 {
-		t.Fatalf("v1 not installed: slot has %q", got)
+		t.Fatalf("%s: the device runs %q, want %s (%s)", when, got, r.Target, r.SHA256)
 	}
-	return r
 }
 
 // lastReport waits for the device's reports to reach the server and
@@ -132,6 +157,21 @@ func lastReport(t *testing.T, b *testbed.Bed, a *agent.Agent, id, state string) 
 		return detail != "" || hasState(b, id, state)
 	})
 	return detail
+}
+
+// waitStates flushes the device's reports until the server holds a report
+// in each of states.
+func waitStates(t *testing.T, b *testbed.Bed, a *agent.Agent, id string, states ...string) {
+	t.Helper()
+	testbed.WaitFor(t, 15*time.Second, id+" reports "+strings.Join(states, ", "), func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		for _, s := range states {
+			if !hasState(b, id, s) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func hasState(b *testbed.Bed, id, state string) bool {
@@ -160,6 +200,20 @@ func refusedWith(t *testing.T, b *testbed.Bed, a *agent.Agent, id string, cycleE
 	if got := installed(t, a); got != keep {
 		t.Fatalf("slot runs %q after the refusal, want it to keep %q", got, keep)
 	}
+}
+
+// olderRefused releases version with the lower release counter counter,
+// deploys it to the device and asserts that the device refuses it as a
+// rollback (agent.ErrRefused, a "refused" report) and keeps running keep.
+func olderRefused(t *testing.T, b *testbed.Bed, a *agent.Agent, id, version string, counter uint64, keep release.Result) {
+	t.Helper()
+	old := b.Release(b.ScriptBundle(version, true, 64), version, counter, "board-a")
+	b.Deploy(old.Target, id)
+	err := a.Cycle(testbed.Ctx(t))
+	if !errors.Is(err, agent.ErrRefused) {
+		t.Fatalf("cycle with the older release %s: %v, want agent.ErrRefused", version, err)
+	}
+	refusedWith(t, b, a, id, err, "refused", "rollback", keep.SHA256)
 }
 
 // forger signs director metadata with the server's online keys, as a
