@@ -3,7 +3,6 @@ package release_test
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -312,46 +311,8 @@ func evilFile(t *testing.T, target, version, path string, sum []byte) *metadata.
 // answered by the front: the server keeps its latest timestamp in memory.
 func injectImageTargets(t *testing.T, b *testbed.Bed, f *front, version int64, targets []byte, rel store.Release) {
 	t.Helper()
-	ctx := testbed.Ctx(t)
-	st := b.Server.Store()
-	online, err := keyset.LoadOnline(filepath.Join(b.Dir, "server", "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapM, err := st.LatestMeta(ctx, "image", tufrepo.Snapshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsM, err := st.LatestMeta(ctx, "image", tufrepo.Timestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prevSnap, _ := tufrepo.Parse[metadata.SnapshotType](snapM.Data)
-	prevTS, _ := tufrepo.Parse[metadata.TimestampType](tsM.Data)
-	exp := time.Now().Add(time.Hour)
-	snap := tufrepo.NextSnapshot(prevSnap, version, targets, exp)
-	snapb, err := tufrepo.Sign(snap, online.ImageSnapshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := tufrepo.NextTimestamp(prevTS, snap.Signed.Version, snapb, exp)
-	tsb, err := tufrepo.Sign(ts, online.ImageTimestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = st.Tx(ctx, func(tx *sql.Tx) error {
-		if err := store.PutReleaseTx(ctx, tx, rel); err != nil {
-			return err
-		}
-		return store.PutMetaTx(ctx, tx,
-			store.Meta{Repo: "image", Role: tufrepo.Targets, Version: version, Data: targets, Expires: exp},
-			store.Meta{Repo: "image", Role: tufrepo.Snapshot, Version: snap.Signed.Version, Data: snapb, Expires: exp},
-			store.Meta{Repo: "image", Role: tufrepo.Timestamp, Version: ts.Signed.Version, Data: tsb, Expires: exp})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.set("/image/timestamp.json", tsb)
+	ts := testbed.InjectImageTargets(t, b.Server.Store(), filepath.Join(b.Dir, "server", "keys"), version, targets, rel)
+	f.set("/image/timestamp.json", ts)
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
