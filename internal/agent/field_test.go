@@ -413,11 +413,9 @@ func TestFloorSurvivesCrashBetweenCommitAndSave(t *testing.T) {
 	}
 	r5 := b.Release(b.ScriptBundle("5.0.0", true, 64), "5.0.0", 5, "board-a")
 	b.Deploy(r5.Target, "dev-1")
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if installed(t, a) != r5.SHA256 || before == nil {
-		t.Fatal("r5 not installed")
+	cycleInstalls(t, a, r5, "installing 5.0.0")
+	if before == nil {
+		t.Fatal("the install never reached the healthy step")
 	}
 	a.Close()
 	if err := os.WriteFile(statePath, before, 0o600); err != nil { // the crash: the floor save never happened
