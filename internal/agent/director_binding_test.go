@@ -98,7 +98,7 @@ func TestOtherDeviceDirectorMetadataIsRefusedBeforeTrust(t *testing.T) {
 			t.Errorf("dev-a's trusted director %s changed under the replay", n)
 		}
 	}
-	if got := installed(t, a); got != "" {
+	if got := testbed.Installed(t, a); got != "" {
 		t.Errorf("dev-a installed %q under the replay", got)
 	}
 
@@ -106,7 +106,7 @@ func TestOtherDeviceDirectorMetadataIsRefusedBeforeTrust(t *testing.T) {
 	// the old code had refused for good) installs.
 	f.clear()
 	b.Deploy(v1.Target, "dev-a")
-	cycleInstalls(t, a, v1, "after the replay stopped")
+	testbed.CycleInstalls(t, a, v1.SHA256, "after the replay stopped")
 	m, err := tufrepo.Parse[metadata.TimestampType](directorFiles(t, b, "dev-a")["timestamp.json"])
 	if err != nil {
 		t.Fatal(err)

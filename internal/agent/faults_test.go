@@ -114,7 +114,7 @@ func TestFullDiskRefusesEarlyAndRetries(t *testing.T) {
 		t.Fatalf("the artifact was requested %d times with the disk full", n)
 	}
 	free.Store(1 << 40)
-	cycleInstalls(t, a, v2, "after space was freed")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after space was freed")
 }
 
 // TestTamperedActiveSlotIsNotRunAndIsReported: a file of the committed

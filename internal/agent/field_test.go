@@ -177,7 +177,7 @@ func TestStoppedMidDownloadThenRestartInstalls(t *testing.T) {
 
 	ranged := f.recordRange()
 	a2 := b.Agent(cfg) // the restart
-	cycleInstalls(t, a2, v2, "after the restart")
+	testbed.CycleInstalls(t, a2, v2.SHA256, "after the restart")
 	if rg := ranged(); !strings.HasPrefix(rg, "bytes=") || rg == "bytes=0-" {
 		t.Fatalf("the restarted download asked Range %q; want it to resume from the bytes held", rg)
 	}
@@ -219,7 +219,7 @@ func TestOne404ThenSuccessInstalls(t *testing.T) {
 	if d := lastReport(t, b, a, "dev-1", "downloading"); !strings.Contains(d, "will retry") || !strings.Contains(d, "404") {
 		t.Fatalf("last downloading report says %q; want the 404 and the retry named", d)
 	}
-	cycleInstalls(t, a, v2, "after the 404 passed")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the 404 passed")
 }
 
 // TestDiskFullMidWriteThenSpaceFreedInstalls performs ENOSPC in the middle
@@ -254,7 +254,7 @@ func TestDiskFullMidWriteThenSpaceFreedInstalls(t *testing.T) {
 		t.Fatalf("a full disk counts the device %q in the deployment, want %q", st, store.DevAssigned)
 	}
 	full.Store(false)
-	cycleInstalls(t, a, v2, "after space was freed")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after space was freed")
 }
 
 // TestTamperedDownloadThenHonestMirrorInstalls performs wrong bytes from
@@ -286,7 +286,7 @@ func TestTamperedDownloadThenHonestMirrorInstalls(t *testing.T) {
 		t.Fatalf("%d bytes proven wrong were kept", fi.Size())
 	}
 	ranged := f.recordRange()
-	cycleInstalls(t, a, v2, "after the honest mirror came back")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the honest mirror came back")
 	if rg := ranged(); rg != "" {
 		t.Fatalf("the download after wrong bytes asked Range %q; want it from zero", rg)
 	}
@@ -334,7 +334,7 @@ func TestColouredHealthOutputRollbackReachesServer(t *testing.T) {
 	v2 := b.Release(bundleWith(t, b, "2.0.0", script), "2.0.0", 2, "board-a")
 	dep := b.Deploy(v2.Target, "dev-1")
 	a.Cycle(testbed.Ctx(t))
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("the device runs %q after a failed health check, want v1", got)
 	}
 	detail := lastReport(t, b, a, "dev-1", "rolled-back")
@@ -413,7 +413,7 @@ func TestFloorSurvivesCrashBetweenCommitAndSave(t *testing.T) {
 	}
 	r5 := b.Release(b.ScriptBundle("5.0.0", true, 64), "5.0.0", 5, "board-a")
 	b.Deploy(r5.Target, "dev-1")
-	cycleInstalls(t, a, r5, "installing 5.0.0")
+	testbed.CycleInstalls(t, a, r5.SHA256, "installing 5.0.0")
 	if before == nil {
 		t.Fatal("the install never reached the healthy step")
 	}
@@ -499,7 +499,7 @@ func TestRelativeDataDirFromAnotherWorkingDirectory(t *testing.T) {
 	a := b.Agent(cfg)
 	r := b.Release(b.ScriptBundle("1.0.0", true, 64), "1.0.0", 1, "board-a")
 	b.Deploy(r.Target, "dev-1")
-	cycleInstalls(t, a, r, "started from another directory")
+	testbed.CycleInstalls(t, a, r.SHA256, "started from another directory")
 	noRefusal(t, b, a, "dev-1")
 	if a.ModulePID() == 0 {
 		t.Fatal("no module runs")
@@ -601,7 +601,7 @@ func TestFailedFloorSaveIsAnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "saving the release counter floor failed") {
 		t.Fatalf("cycle whose floor save failed: %v, want the failure returned", err)
 	}
-	if installed(t, a) != r5.SHA256 {
+	if testbed.Installed(t, a) != r5.SHA256 {
 		t.Fatal("the commit did not stand")
 	}
 	lastReport(t, b, a, "dev-1", "committed")
@@ -625,7 +625,7 @@ func TestRedeployOfRefusedReleaseIsAnswered(t *testing.T) {
 	bad := b.Release(b.ScriptBundle("2.0.0", false, 64), "2.0.0", 2, "board-a")
 	first := b.Deploy(bad.Target, "dev-1")
 	a.Cycle(testbed.Ctx(t))
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("the device runs %q after a failed health check, want v1", got)
 	}
 	waitDeploymentEnd(t, b, a, first.ID)
@@ -637,7 +637,7 @@ func TestRedeployOfRefusedReleaseIsAnswered(t *testing.T) {
 	if st := deviceStatus(t, b, second.ID, "dev-1"); st != store.DevFailed {
 		t.Fatalf("second deployment counts the device %q, want %q", st, store.DevFailed)
 	}
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("the device runs %q after the redeployment, want v1", got)
 	}
 	answered(t, b, a, "dev-1")

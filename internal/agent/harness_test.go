@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -106,41 +105,13 @@ func device(t *testing.T, b *testbed.Bed, id, hw string, tweak ...func(*agent.Co
 	return b.Agent(cfg)
 }
 
-// installed returns the sha256 of the device's committed slot.
-func installed(t *testing.T, a *agent.Agent) string {
-	t.Helper()
-	st, err := a.SlotState(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Pending != "" {
-		t.Fatalf("a slot is still pending: %+v", st)
-	}
-	if st.Active == "" {
-		return ""
-	}
-	return st.Slots[st.Active].SHA256
-}
-
 // installV1 releases and deploys v1 to the device and installs it.
 func installV1(t *testing.T, b *testbed.Bed, a *agent.Agent, id string) release.Result {
 	t.Helper()
 	r := b.Release(b.ScriptBundle("1.0.0", true, 4096), "1.0.0", 1, "board-a")
 	b.Deploy(r.Target, id)
-	cycleInstalls(t, a, r, "installing v1")
+	testbed.CycleInstalls(t, a, r.SHA256, "installing v1")
 	return r
-}
-
-// cycleInstalls runs an update cycle that must succeed and leave the
-// device running r; when names the situation in failure messages.
-func cycleInstalls(t *testing.T, a *agent.Agent, r release.Result, when string) {
-	t.Helper()
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatalf("%s: the update cycle failed: %v", when, err)
-	}
-	if got := installed(t, a); got != r.SHA256 {
-		t.Fatalf("%s: the device runs %q, want %s (%s)", when, got, r.Target, r.SHA256)
-	}
 }
 
 // lastReport waits for the device's reports to reach the server and
@@ -197,7 +168,7 @@ func refusedWith(t *testing.T, b *testbed.Bed, a *agent.Agent, id string, cycleE
 	if !strings.Contains(detail, want) {
 		t.Fatalf("%s report detail %q does not mention %q", state, detail, want)
 	}
-	if got := installed(t, a); got != keep {
+	if got := testbed.Installed(t, a); got != keep {
 		t.Fatalf("slot runs %q after the refusal, want it to keep %q", got, keep)
 	}
 }

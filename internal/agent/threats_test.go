@@ -95,7 +95,7 @@ func TestEndlessDataIsCutAtTheSignedLength(t *testing.T) {
 		}
 	}
 	f.clear()
-	cycleInstalls(t, a, v2, "after the mirror stopped sending endless data")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the mirror stopped sending endless data")
 }
 
 // TestTargetForOtherHardwareIsRefused: the director (compromised) assigns a
@@ -230,7 +230,7 @@ func TestFreezeIsDetectedAtExpiry(t *testing.T) {
 	refusedWith(t, b, a, "dev-1", err, "failed", "expired", v1.SHA256)
 	// When the mirror stops lying, the device catches up.
 	f.clear()
-	cycleInstalls(t, a, v2, "after the freeze ended")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the freeze ended")
 }
 
 // TestWithholdingMirrorIsRetriedAndReported: the artifact mirror answers
@@ -257,7 +257,7 @@ func TestWithholdingMirrorIsRetriedAndReported(t *testing.T) {
 		t.Fatalf("mirror asked %d times; want a bounded number of retries", n)
 	}
 	f.clear()
-	cycleInstalls(t, a, v2, "after the mirror recovered")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the mirror recovered")
 }
 
 // TestSlowRetrievalIsAbortedAndRetried: the mirror trickles bytes below the
@@ -294,7 +294,7 @@ func TestSlowRetrievalIsAbortedAndRetried(t *testing.T) {
 		t.Fatalf("slow retrieval took %s to abort", d)
 	}
 	f.clear()
-	cycleInstalls(t, a, v2, "installing v2")
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 }
 
 // TestRootKeyCompromiseBelowThresholdHasNoEffect: with image root
@@ -361,7 +361,7 @@ func TestTOCTOUDownloadedFileChangedBeforeInstall(t *testing.T) {
 	err := a.Cycle(testbed.Ctx(t))
 	refusedWith(t, b, a, "dev-1", err, "failed", "verify", v1.SHA256)
 	a.OnStep = nil
-	cycleInstalls(t, a, v2, "installing v2")
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 	assertSlotHoldsBundle(t, a, b, "2.0.0")
 }
 
@@ -380,7 +380,7 @@ func TestTOCTOUMirrorChangesArtifactAfterCheck(t *testing.T) {
 		}
 	}
 	b.Deploy(v2.Target, "dev-1")
-	cycleInstalls(t, a, v2, "installing v2")
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 	assertSlotHoldsBundle(t, a, b, "2.0.0")
 }
 
@@ -420,7 +420,7 @@ func TestRootRotationIsFollowedByDevices(t *testing.T) {
 	}
 	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
 	b.Deploy(v2.Target, "dev-1")
-	cycleInstalls(t, a, v2, "after the root rotation")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the root rotation")
 	trusted, err := os.ReadFile(filepath.Join(b.Dir, "devices", "dev-1", "tuf", "image", "root.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -507,7 +507,7 @@ func TestFastForwardRecoveredThroughOnlineKeyRotation(t *testing.T) {
 	if err := b.Admin.PublishRoot(ctx, "director", root); err != nil {
 		t.Fatal(err)
 	}
-	cycleInstalls(t, a, v2, "after the timestamp key rotation")
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the timestamp key rotation")
 	if v := trustedTS(); v >= 1_000_000 {
 		t.Fatalf("device still trusts timestamp %d", v)
 	}

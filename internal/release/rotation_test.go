@@ -1,7 +1,6 @@
 package release_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/ztota/ztota/internal/agent"
 	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/keyset"
@@ -72,18 +70,6 @@ func (f *front) requested(prefix, sub string) bool {
 	return slices.ContainsFunc(f.seen, func(p string) bool { return strings.HasPrefix(p, prefix) && strings.Contains(p, sub) })
 }
 
-func installed(t *testing.T, a *agent.Agent) string {
-	t.Helper()
-	st, err := a.SlotState(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Pending != "" {
-		t.Fatalf("a slot is still pending: %+v", st)
-	}
-	return st.Slots[st.Active].SHA256
-}
-
 // trusted reads a metadata file the device trusts.
 func trusted[T metadata.Roles](t *testing.T, b *testbed.Bed, dev, repo, role string) *metadata.Metadata[T] {
 	t.Helper()
@@ -132,12 +118,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 
 	v1 := b.Release(b.ScriptBundle("1.0.0", true, 512), "1.0.0", 1, "board-a")
 	b.Deploy(v1.Target, "dev-1")
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v1.SHA256 {
-		t.Fatalf("v1 not installed: %q", got)
-	}
+	testbed.CycleInstalls(t, a, v1.SHA256, "installing v1")
 	k1, err := keys.Load(filepath.Join(b.KeysDir, keyset.RoleKeyFile("image", tufrepo.Targets)))
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +211,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 	if f.requested("/image/targets/", evilSHA) {
 		t.Fatal("the device requested the malicious artifact")
 	}
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("device runs %q, want v1", got)
 	}
 	if tt := trusted[metadata.TargetsType](t, b, "dev-1", "image", "targets"); tt.Signed.Version >= bad.Signed.Version || tt.Signed.Targets[evilTarget] != nil {
@@ -252,12 +233,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 		t.Fatalf("v2 dropped %v; want the attacker's %s", v2.Dropped, evilTarget)
 	}
 	b.Deploy(v2.Target, "dev-1")
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatalf("installing v2: %v", err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q, want v2 %s", got, v2.SHA256)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 	tt := trusted[metadata.TargetsType](t, b, "dev-1", "image", "targets")
 	if tt.Signed.Targets[evilTarget] != nil || tt.Signed.Targets[v1.Target] == nil {
 		t.Fatalf("device trusts targets %v; want v1 and v2 without the attacker's", tt.Signed.Targets)

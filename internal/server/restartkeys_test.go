@@ -107,17 +107,6 @@ func (r *restartable) agent(id string) *agent.Agent {
 	return b.Agent(b.AgentConfig(id, "board-a"))
 }
 
-// cycleRuns runs an update cycle that must leave the device running sha.
-func cycleRuns(t *testing.T, a *agent.Agent, sha, when string) {
-	t.Helper()
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatalf("%s: %v", when, err)
-	}
-	if got := runningSHA(t, a); got != sha {
-		t.Fatalf("%s: device runs %s, want %s", when, got, sha)
-	}
-}
-
 // release signs (with the keys directory's current targets key) and
 // deploys a script bundle to dev-1, and returns its sha256.
 func (r *restartable) release(version string, counter uint64) string {
@@ -132,15 +121,6 @@ func (r *restartable) release(version string, counter uint64) string {
 		t.Fatal(err)
 	}
 	return res.SHA256
-}
-
-func runningSHA(t *testing.T, a *agent.Agent) string {
-	t.Helper()
-	st, err := a.SlotState(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Slots[st.Active].SHA256
 }
 
 func keyID(t *testing.T, path string) string {
@@ -212,7 +192,7 @@ func TestServerAdoptsRotatedKeysAfterRestart(t *testing.T) {
 	r := newRestartable(t)
 	ctx := testbed.Ctx(t)
 	a := r.agent("dev-1")
-	cycleRuns(t, a, r.release("1.0.0", 1), "installing v1")
+	testbed.CycleInstalls(t, a, r.release("1.0.0", 1), "installing v1")
 
 	dirRoot, tsID := r.rotateOnline("director", tufrepo.Timestamp)
 	_, snapID := r.rotateOnline("image", tufrepo.Snapshot)
@@ -245,7 +225,7 @@ func TestServerAdoptsRotatedKeysAfterRestart(t *testing.T) {
 	signedBy[metadata.TimestampType](t, r.srv, dirRoot, "director/dev-1", tufrepo.Timestamp, tsID)
 	signedBy[metadata.SnapshotType](t, r.srv, imgRoot, "image", tufrepo.Snapshot, snapID)
 	signedBy[metadata.TargetsType](t, r.srv, imgRoot, "image", tufrepo.Targets, keyID(t, filepath.Join(r.keysDir(), keyset.RoleKeyFile("image", tufrepo.Targets))))
-	cycleRuns(t, a, v2, "installing v2 after the restart")
+	testbed.CycleInstalls(t, a, v2, "installing v2 after the restart")
 }
 
 // TestRestartFinishesAnInterruptedKeySwitch performs a stop between the
@@ -262,7 +242,7 @@ func TestRestartFinishesAnInterruptedKeySwitch(t *testing.T) {
 	r := newRestartable(t)
 	ctx := testbed.Ctx(t)
 	a := r.agent("dev-1")
-	cycleRuns(t, a, r.release("1.0.0", 1), "installing v1")
+	testbed.CycleInstalls(t, a, r.release("1.0.0", 1), "installing v1")
 	root, tsID := r.rotateOnline("director", tufrepo.Timestamp)
 	if err := a.Cycle(ctx); err != nil {
 		t.Fatalf("refresh after the rotation: %v", err)
@@ -308,5 +288,5 @@ func TestRestartFinishesAnInterruptedKeySwitch(t *testing.T) {
 	}
 	v2 := r.release("2.0.0", 2)
 	signedBy[metadata.TimestampType](t, r.srv, root, "director/dev-1", tufrepo.Timestamp, tsID)
-	cycleRuns(t, a, v2, "installing v2 after the restart")
+	testbed.CycleInstalls(t, a, v2, "installing v2 after the restart")
 }
