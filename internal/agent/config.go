@@ -26,12 +26,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/ztota/ztota/internal/boundedfile"
 	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
@@ -122,17 +121,9 @@ const MaxConfigSize = 64 << 10
 // LoadConfig reads and validates a configuration file. Relative paths in
 // it are taken relative to the file's directory.
 func LoadConfig(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := boundedfile.Read(path, MaxConfigSize)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxConfigSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxConfigSize)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

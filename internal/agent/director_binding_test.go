@@ -98,7 +98,7 @@ func TestOtherDeviceDirectorMetadataIsRefusedBeforeTrust(t *testing.T) {
 			t.Errorf("dev-a's trusted director %s changed under the replay", n)
 		}
 	}
-	if got := installed(t, a); got != "" {
+	if got := testbed.Installed(t, a); got != "" {
 		t.Errorf("dev-a installed %q under the replay", got)
 	}
 
@@ -106,12 +106,7 @@ func TestOtherDeviceDirectorMetadataIsRefusedBeforeTrust(t *testing.T) {
 	// the old code had refused for good) installs.
 	f.clear()
 	b.Deploy(v1.Target, "dev-a")
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatalf("after the replay stopped: %v", err)
-	}
-	if got := installed(t, a); got != v1.SHA256 {
-		t.Fatalf("dev-a runs %q after the replay stopped, want v1 %s", got, v1.SHA256)
-	}
+	testbed.CycleInstalls(t, a, v1.SHA256, "after the replay stopped")
 	m, err := tufrepo.Parse[metadata.TimestampType](directorFiles(t, b, "dev-a")["timestamp.json"])
 	if err != nil {
 		t.Fatal(err)

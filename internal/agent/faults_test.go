@@ -37,14 +37,7 @@ func TestReportsSurviveServerOutageAndAgentRestart(t *testing.T) {
 	}
 	// The device restarts (its outbox is on disk).
 	a.Close()
-	a2, err := agent.New(testbed.Ctx(t), cfg, b.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a2.Start(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a2.Close() })
+	a2 := b.Agent(cfg) // the restart
 	f.clear()
 	testbed.WaitFor(t, 15*time.Second, "the queued reports", func() bool {
 		a2.FlushReports(testbed.Ctx(t))
@@ -121,12 +114,7 @@ func TestFullDiskRefusesEarlyAndRetries(t *testing.T) {
 		t.Fatalf("the artifact was requested %d times with the disk full", n)
 	}
 	free.Store(1 << 40)
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("after space was freed the device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after space was freed")
 }
 
 // TestTamperedActiveSlotIsNotRunAndIsReported: a file of the committed

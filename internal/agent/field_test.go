@@ -63,6 +63,58 @@ func deviceStatus(t *testing.T, b *testbed.Bed, dep, id string) string {
 	return ""
 }
 
+// waitDeviceStatus flushes the device's reports until the deployment
+// counts it want.
+func waitDeviceStatus(t *testing.T, b *testbed.Bed, a *agent.Agent, dep, id, want string) {
+	t.Helper()
+	testbed.WaitFor(t, 10*time.Second, "deployment "+dep+" to count "+id+" "+want, func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		return deviceStatus(t, b, dep, id) == want
+	})
+}
+
+// waitDeploymentEnd flushes the device's reports until the deployment is
+// no longer running, and returns its status.
+func waitDeploymentEnd(t *testing.T, b *testbed.Bed, a *agent.Agent, dep string) (status string) {
+	t.Helper()
+	testbed.WaitFor(t, 10*time.Second, "deployment "+dep+" to end", func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		v, err := b.Admin.Deployment(testbed.Ctx(t), dep)
+		status = v.Status
+		return err == nil && v.Status != store.DeployRunning
+	})
+	return status
+}
+
+// answered asserts that one more update cycle adds no report: the device
+// answered its assignment already, once.
+func answered(t *testing.T, b *testbed.Bed, a *agent.Agent, id string) {
+	t.Helper()
+	n := len(b.History(id))
+	a.Cycle(testbed.Ctx(t))
+	a.FlushReports(testbed.Ctx(t))
+	if m := len(b.History(id)); m != n {
+		t.Fatalf("%d more reports for an assignment already answered", m-n)
+	}
+}
+
+// reportsIn returns the reports of a batch the device uploads (the body
+// is put back for the server); none for any other request.
+func reportsIn(r *http.Request) []report.Report {
+	if !strings.HasSuffix(r.URL.Path, "/reports") {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var batch []report.Signed
+	json.Unmarshal(body, &batch)
+	out := make([]report.Report, len(batch))
+	for i, s := range batch {
+		json.Unmarshal(s.Payload, &out[i])
+	}
+	return out
+}
+
 func artifact(t *testing.T, b *testbed.Bed, sha string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(b.Server.Store().ArtifactPath(sha))
@@ -123,34 +175,13 @@ func TestStoppedMidDownloadThenRestartInstalls(t *testing.T) {
 	}
 	a.Close()
 
-	var ranged atomic.Value
-	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasPrefix(r.URL.Path, "/image/targets/") {
-			ranged.Store(r.Header.Get("Range"))
-		}
-		return false
-	})
-	a2, err := agent.New(testbed.Ctx(t), cfg, b.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a2.Close() })
-	if err := a2.Start(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := a2.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a2); got != v2.SHA256 {
-		t.Fatalf("after the restart the device runs %q, want v2", got)
-	}
-	if rg, _ := ranged.Load().(string); !strings.HasPrefix(rg, "bytes=") || rg == "bytes=0-" {
+	ranged := f.recordRange()
+	a2 := b.Agent(cfg) // the restart
+	testbed.CycleInstalls(t, a2, v2.SHA256, "after the restart")
+	if rg := ranged(); !strings.HasPrefix(rg, "bytes=") || rg == "bytes=0-" {
 		t.Fatalf("the restarted download asked Range %q; want it to resume from the bytes held", rg)
 	}
-	testbed.WaitFor(t, 10*time.Second, "the deployment to count the device committed", func() bool {
-		a2.FlushReports(testbed.Ctx(t))
-		return deviceStatus(t, b, dep.ID, "dev-1") == store.DevCommitted
-	})
+	waitDeviceStatus(t, b, a2, dep.ID, "dev-1", store.DevCommitted)
 }
 
 // TestOne404ThenSuccessInstalls performs a mirror that has not caught up
@@ -188,12 +219,7 @@ func TestOne404ThenSuccessInstalls(t *testing.T) {
 	if d := lastReport(t, b, a, "dev-1", "downloading"); !strings.Contains(d, "will retry") || !strings.Contains(d, "404") {
 		t.Fatalf("last downloading report says %q; want the 404 and the retry named", d)
 	}
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("after the 404 passed the device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the 404 passed")
 }
 
 // TestDiskFullMidWriteThenSpaceFreedInstalls performs ENOSPC in the middle
@@ -228,12 +254,7 @@ func TestDiskFullMidWriteThenSpaceFreedInstalls(t *testing.T) {
 		t.Fatalf("a full disk counts the device %q in the deployment, want %q", st, store.DevAssigned)
 	}
 	full.Store(false)
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("after space was freed the device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after space was freed")
 }
 
 // TestTamperedDownloadThenHonestMirrorInstalls performs wrong bytes from
@@ -264,20 +285,9 @@ func TestTamperedDownloadThenHonestMirrorInstalls(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(cfg.DataDir, "download", v2.SHA256)); err == nil && fi.Size() != 0 {
 		t.Fatalf("%d bytes proven wrong were kept", fi.Size())
 	}
-	var ranged atomic.Value
-	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasPrefix(r.URL.Path, "/image/targets/") {
-			ranged.Store(r.Header.Get("Range"))
-		}
-		return false
-	})
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("after the honest mirror came back the device runs %q, want v2", got)
-	}
-	if rg, _ := ranged.Load().(string); rg != "" {
+	ranged := f.recordRange()
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the honest mirror came back")
+	if rg := ranged(); rg != "" {
 		t.Fatalf("the download after wrong bytes asked Range %q; want it from zero", rg)
 	}
 	assertSlotHoldsBundle(t, a, b, "2.0.0")
@@ -324,16 +334,14 @@ func TestColouredHealthOutputRollbackReachesServer(t *testing.T) {
 	v2 := b.Release(bundleWith(t, b, "2.0.0", script), "2.0.0", 2, "board-a")
 	dep := b.Deploy(v2.Target, "dev-1")
 	a.Cycle(testbed.Ctx(t))
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("the device runs %q after a failed health check, want v1", got)
 	}
 	detail := lastReport(t, b, a, "dev-1", "rolled-back")
 	if !strings.Contains(detail, "ERROR database down") || strings.ContainsRune(detail, 0x1b) || !strings.Contains(detail, "déjà vu") {
 		t.Fatalf("rolled-back detail %q: want the cleaned health output", detail)
 	}
-	testbed.WaitFor(t, 10*time.Second, "the deployment to count the rollback", func() bool {
-		return deviceStatus(t, b, dep.ID, "dev-1") == store.DevFailed
-	})
+	waitDeviceStatus(t, b, a, dep.ID, "dev-1", store.DevFailed)
 }
 
 // TestRefusedBatchIsDeadLetteredAndLaterReportsArrive performs a server
@@ -347,16 +355,7 @@ func TestRefusedBatchIsDeadLetteredAndLaterReportsArrive(t *testing.T) {
 	a := b.Agent(cfg)
 	var refusedID atomic.Value
 	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if !strings.HasSuffix(r.URL.Path, "/reports") {
-			return false
-		}
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var batch []report.Signed
-		json.Unmarshal(body, &batch)
-		for _, s := range batch {
-			var p report.Report
-			json.Unmarshal(s.Payload, &p)
+		for _, p := range reportsIn(r) {
 			if p.State == report.StateVerifying {
 				refusedID.Store(p.ID)
 				http.Error(w, "report 0: refused by policy", http.StatusBadRequest)
@@ -370,10 +369,7 @@ func TestRefusedBatchIsDeadLetteredAndLaterReportsArrive(t *testing.T) {
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	testbed.WaitFor(t, 15*time.Second, "the committed report and the dead-letter notice", func() bool {
-		a.FlushReports(testbed.Ctx(t))
-		return hasState(b, "dev-1", "committed") && hasState(b, "dev-1", "failed")
-	})
+	waitStates(t, b, a, "dev-1", "committed", "failed")
 	id, _ := refusedID.Load().(string)
 	if id == "" {
 		t.Fatal("the server never saw the verifying report")
@@ -417,41 +413,16 @@ func TestFloorSurvivesCrashBetweenCommitAndSave(t *testing.T) {
 	}
 	r5 := b.Release(b.ScriptBundle("5.0.0", true, 64), "5.0.0", 5, "board-a")
 	b.Deploy(r5.Target, "dev-1")
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if installed(t, a) != r5.SHA256 || before == nil {
-		t.Fatal("r5 not installed")
+	testbed.CycleInstalls(t, a, r5.SHA256, "installing 5.0.0")
+	if before == nil {
+		t.Fatal("the install never reached the healthy step")
 	}
 	a.Close()
 	if err := os.WriteFile(statePath, before, 0o600); err != nil { // the crash: the floor save never happened
 		t.Fatal(err)
 	}
-	a2, err := agent.New(testbed.Ctx(t), cfg, b.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a2.Close() })
-	if err := a2.Start(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	// The commit of r5 reaches the server (and ends its deployment)
-	// before the next deployment is made.
-	testbed.WaitFor(t, 20*time.Second, "r5's commit at the server", func() bool {
-		for _, rep := range b.History("dev-1") {
-			if rep.State == "committed" && rep.Target == r5.Target {
-				return true
-			}
-		}
-		return false
-	})
-	old := b.Release(b.ScriptBundle("4.0.0", true, 64), "4.0.0", 4, "board-a")
-	b.Deploy(old.Target, "dev-1")
-	err = a2.Cycle(testbed.Ctx(t))
-	if !errors.Is(err, agent.ErrRefused) {
-		t.Fatalf("cycle with an older release after the crash: %v, want ErrRefused", err)
-	}
-	refusedWith(t, b, a2, "dev-1", err, "refused", "rollback", r5.SHA256)
+	a2 := b.Agent(cfg) // the restart
+	olderRefused(t, b, a2, "dev-1", "4.0.0", 4, r5)
 }
 
 // TestSameBytesUnderNewNameCompletesDeployment performs a release of the
@@ -476,22 +447,14 @@ func TestSameBytesUnderNewNameCompletesDeployment(t *testing.T) {
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	testbed.WaitFor(t, 10*time.Second, "the deployment of the new name to complete", func() bool {
-		a.FlushReports(testbed.Ctx(t))
-		v, err := b.Admin.Deployment(testbed.Ctx(t), dep.ID)
-		return err == nil && v.Status == store.DeployCompleted
-	})
+	if st := waitDeploymentEnd(t, b, a, dep.ID); st != store.DeployCompleted {
+		t.Fatalf("the deployment of the new name ended %q, want %q", st, store.DeployCompleted)
+	}
 	d, err := b.Server.Store().Device(testbed.Ctx(t), "dev-1")
 	if err != nil || d.Installed != r2.Target {
 		t.Fatalf("the server thinks the device runs %q (%v), want %q", d.Installed, err, r2.Target)
 	}
-	// Answered once: another cycle adds no report.
-	n := len(b.History("dev-1"))
-	a.Cycle(testbed.Ctx(t))
-	a.FlushReports(testbed.Ctx(t))
-	if m := len(b.History("dev-1")); m != n {
-		t.Fatalf("%d more reports for an assignment already answered", m-n)
-	}
+	answered(t, b, a, "dev-1")
 }
 
 // TestRelativeDataDirFromAnotherWorkingDirectory performs an agent started
@@ -536,12 +499,7 @@ func TestRelativeDataDirFromAnotherWorkingDirectory(t *testing.T) {
 	a := b.Agent(cfg)
 	r := b.Release(b.ScriptBundle("1.0.0", true, 64), "1.0.0", 1, "board-a")
 	b.Deploy(r.Target, "dev-1")
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != r.SHA256 {
-		t.Fatalf("started from another directory the device runs %q, want the release", got)
-	}
+	testbed.CycleInstalls(t, a, r.SHA256, "started from another directory")
 	noRefusal(t, b, a, "dev-1")
 	if a.ModulePID() == 0 {
 		t.Fatal("no module runs")
@@ -643,7 +601,7 @@ func TestFailedFloorSaveIsAnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "saving the release counter floor failed") {
 		t.Fatalf("cycle whose floor save failed: %v, want the failure returned", err)
 	}
-	if installed(t, a) != r5.SHA256 {
+	if testbed.Installed(t, a) != r5.SHA256 {
 		t.Fatal("the commit did not stand")
 	}
 	lastReport(t, b, a, "dev-1", "committed")
@@ -651,28 +609,8 @@ func TestFailedFloorSaveIsAnError(t *testing.T) {
 	if err := os.RemoveAll(statePath); err != nil {
 		t.Fatal(err)
 	}
-	a2, err := agent.New(testbed.Ctx(t), cfg, b.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a2.Close() })
-	if err := a2.Start(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	// The commit of r5 reaches the server (and ends its deployment)
-	// before the next deployment is made.
-	testbed.WaitFor(t, 20*time.Second, "r5's commit at the server", func() bool {
-		for _, rep := range b.History("dev-1") {
-			if rep.State == "committed" && rep.Target == r5.Target {
-				return true
-			}
-		}
-		return false
-	})
-	old := b.Release(b.ScriptBundle("4.0.0", true, 64), "4.0.0", 4, "board-a")
-	b.Deploy(old.Target, "dev-1")
-	err = a2.Cycle(testbed.Ctx(t))
-	refusedWith(t, b, a2, "dev-1", err, "refused", "rollback", r5.SHA256)
+	a2 := b.Agent(cfg) // the restart
+	olderRefused(t, b, a2, "dev-1", "4.0.0", 4, r5)
 }
 
 // TestRedeployOfRefusedReleaseIsAnswered performs a second deployment of a
@@ -687,35 +625,22 @@ func TestRedeployOfRefusedReleaseIsAnswered(t *testing.T) {
 	bad := b.Release(b.ScriptBundle("2.0.0", false, 64), "2.0.0", 2, "board-a")
 	first := b.Deploy(bad.Target, "dev-1")
 	a.Cycle(testbed.Ctx(t))
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("the device runs %q after a failed health check, want v1", got)
 	}
-	testbed.WaitFor(t, 10*time.Second, "the first deployment to end", func() bool {
-		a.FlushReports(testbed.Ctx(t))
-		v, err := b.Admin.Deployment(testbed.Ctx(t), first.ID)
-		return err == nil && v.Status != store.DeployRunning
-	})
+	waitDeploymentEnd(t, b, a, first.ID)
 	second := b.Deploy(bad.Target, "dev-1")
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	testbed.WaitFor(t, 10*time.Second, "the second deployment to end", func() bool {
-		a.FlushReports(testbed.Ctx(t))
-		v, err := b.Admin.Deployment(testbed.Ctx(t), second.ID)
-		return err == nil && v.Status != store.DeployRunning
-	})
+	waitDeploymentEnd(t, b, a, second.ID)
 	if st := deviceStatus(t, b, second.ID, "dev-1"); st != store.DevFailed {
 		t.Fatalf("second deployment counts the device %q, want %q", st, store.DevFailed)
 	}
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("the device runs %q after the redeployment, want v1", got)
 	}
-	n := len(b.History("dev-1"))
-	a.Cycle(testbed.Ctx(t))
-	a.FlushReports(testbed.Ctx(t))
-	if m := len(b.History("dev-1")); m != n {
-		t.Fatalf("%d more reports for a deployment already answered", m-n)
-	}
+	answered(t, b, a, "dev-1")
 }
 
 // TestSameBytesUnderOlderCounterIsRefusedNotCommitted performs a release
@@ -736,10 +661,7 @@ func TestSameBytesUnderOlderCounterIsRefusedNotCommitted(t *testing.T) {
 	dep := b.Deploy(low.Target, "dev-1")
 	err := a.Cycle(testbed.Ctx(t))
 	refusedWith(t, b, a, "dev-1", err, "refused", "rollback", r5.SHA256)
-	testbed.WaitFor(t, 10*time.Second, "the deployment to count the refusal", func() bool {
-		a.FlushReports(testbed.Ctx(t))
-		return deviceStatus(t, b, dep.ID, "dev-1") == store.DevFailed
-	})
+	waitDeviceStatus(t, b, a, dep.ID, "dev-1", store.DevFailed)
 	if ref := a.Refused(); len(ref) != 0 {
 		t.Fatalf("the running bytes were put in the refused set: %v", ref)
 	}
@@ -776,10 +698,7 @@ func TestReplayAnswerIsRetriedNotDeadLettered(t *testing.T) {
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	testbed.WaitFor(t, 15*time.Second, "the committed report", func() bool {
-		a.FlushReports(testbed.Ctx(t))
-		return hasState(b, "dev-1", "committed")
-	})
+	waitStates(t, b, a, "dev-1", "committed")
 	if n.Load() < 3 {
 		t.Fatalf("only %d uploads: the refusals were not played", n.Load())
 	}
@@ -803,16 +722,8 @@ func TestRefusedNoticeIsNotNoticedAgain(t *testing.T) {
 	a := b.Agent(cfg)
 	var notices atomic.Int32
 	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
-		if !strings.HasSuffix(r.URL.Path, "/reports") {
-			return false
-		}
-		body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var batch []report.Signed
-		json.Unmarshal(body, &batch)
-		for _, s := range batch {
-			var p report.Report
-			json.Unmarshal(s.Payload, &p)
+		batch := reportsIn(r)
+		for _, p := range batch {
 			notice := p.State == report.StateFailed && strings.HasPrefix(p.Detail, "the server refused")
 			if notice && len(batch) == 1 {
 				notices.Add(1)
@@ -829,10 +740,7 @@ func TestRefusedNoticeIsNotNoticedAgain(t *testing.T) {
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	testbed.WaitFor(t, 15*time.Second, "the committed report", func() bool {
-		a.FlushReports(testbed.Ctx(t))
-		return hasState(b, "dev-1", "committed")
-	})
+	waitStates(t, b, a, "dev-1", "committed")
 	for range 3 {
 		a.FlushReports(testbed.Ctx(t))
 	}

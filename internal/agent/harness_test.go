@@ -1,14 +1,15 @@
 package agent_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,6 +66,22 @@ func (f *front) setHook(h func(w http.ResponseWriter, r *http.Request) bool) {
 	f.mu.Unlock()
 }
 
+// recordRange lets every request through and records the Range header of
+// the last artifact request; the returned function reads it.
+func (f *front) recordRange() func() string {
+	var ranged atomic.Value
+	f.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/image/targets/") {
+			ranged.Store(r.Header.Get("Range"))
+		}
+		return false
+	})
+	return func() string {
+		rg, _ := ranged.Load().(string)
+		return rg
+	}
+}
+
 func (f *front) clear() {
 	f.mu.Lock()
 	f.override = map[string][]byte{}
@@ -88,33 +105,12 @@ func device(t *testing.T, b *testbed.Bed, id, hw string, tweak ...func(*agent.Co
 	return b.Agent(cfg)
 }
 
-// installed returns the sha256 of the device's committed slot.
-func installed(t *testing.T, a *agent.Agent) string {
-	t.Helper()
-	st, err := a.SlotState(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Pending != "" {
-		t.Fatalf("a slot is still pending: %+v", st)
-	}
-	if st.Active == "" {
-		return ""
-	}
-	return st.Slots[st.Active].SHA256
-}
-
 // installV1 releases and deploys v1 to the device and installs it.
 func installV1(t *testing.T, b *testbed.Bed, a *agent.Agent, id string) release.Result {
 	t.Helper()
 	r := b.Release(b.ScriptBundle("1.0.0", true, 4096), "1.0.0", 1, "board-a")
 	b.Deploy(r.Target, id)
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != r.SHA256 {
-		t.Fatalf("v1 not installed: slot has %q", got)
-	}
+	testbed.CycleInstalls(t, a, r.SHA256, "installing v1")
 	return r
 }
 
@@ -132,6 +128,21 @@ func lastReport(t *testing.T, b *testbed.Bed, a *agent.Agent, id, state string) 
 		return detail != "" || hasState(b, id, state)
 	})
 	return detail
+}
+
+// waitStates flushes the device's reports until the server holds a report
+// in each of states.
+func waitStates(t *testing.T, b *testbed.Bed, a *agent.Agent, id string, states ...string) {
+	t.Helper()
+	testbed.WaitFor(t, 15*time.Second, id+" reports "+strings.Join(states, ", "), func() bool {
+		a.FlushReports(testbed.Ctx(t))
+		for _, s := range states {
+			if !hasState(b, id, s) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func hasState(b *testbed.Bed, id, state string) bool {
@@ -157,9 +168,34 @@ func refusedWith(t *testing.T, b *testbed.Bed, a *agent.Agent, id string, cycleE
 	if !strings.Contains(detail, want) {
 		t.Fatalf("%s report detail %q does not mention %q", state, detail, want)
 	}
-	if got := installed(t, a); got != keep {
+	if got := testbed.Installed(t, a); got != keep {
 		t.Fatalf("slot runs %q after the refusal, want it to keep %q", got, keep)
 	}
+}
+
+// olderRefused releases version with the lower release counter counter,
+// deploys it to the device and asserts that the device refuses it as a
+// rollback (agent.ErrRefused, a "refused" report) and keeps running keep.
+func olderRefused(t *testing.T, b *testbed.Bed, a *agent.Agent, id, version string, counter uint64, keep release.Result) {
+	t.Helper()
+	// keep's commit reaches the server (and ends its deployment) before
+	// the next deployment is made: a restarted agent sends it in the
+	// background.
+	testbed.WaitFor(t, 20*time.Second, "the commit of "+keep.Target+" at the server", func() bool {
+		for _, rep := range b.History(id) {
+			if rep.State == "committed" && rep.Target == keep.Target {
+				return true
+			}
+		}
+		return false
+	})
+	old := b.Release(b.ScriptBundle(version, true, 64), version, counter, "board-a")
+	b.Deploy(old.Target, id)
+	err := a.Cycle(testbed.Ctx(t))
+	if !errors.Is(err, agent.ErrRefused) {
+		t.Fatalf("cycle with the older release %s: %v, want agent.ErrRefused", version, err)
+	}
+	refusedWith(t, b, a, id, err, "refused", "rollback", keep.SHA256)
 }
 
 // forger signs director metadata with the server's online keys, as a

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"time"
 
+	"github.com/ztota/ztota/internal/boundedfile"
 	"github.com/ztota/ztota/internal/keys"
 )
 
@@ -56,16 +56,13 @@ const (
 
 func loadState(path string) (persisted, error) {
 	st := persisted{Refused: map[string]refusal{}}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := boundedfile.Read(path, maxStateSize)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return st, nil
-	}
-	if err != nil {
-		return st, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
-	if err != nil {
+	case errors.Is(err, boundedfile.ErrTooLarge):
+		return st, fmt.Errorf("%s is corrupt (%v): move it aside to reset the agent's counters", path, err)
+	case err != nil:
 		return st, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))

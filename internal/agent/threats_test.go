@@ -95,12 +95,7 @@ func TestEndlessDataIsCutAtTheSignedLength(t *testing.T) {
 		}
 	}
 	f.clear()
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("after the mirror stopped sending endless data the device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the mirror stopped sending endless data")
 }
 
 // TestTargetForOtherHardwareIsRefused: the director (compromised) assigns a
@@ -172,10 +167,7 @@ func TestReleaseCounterRollbackIsRefused(t *testing.T) {
 	if err := a.Cycle(testbed.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	old := b.Release(b.ScriptBundle("4.9.0", true, 64), "4.9.0", 4, "board-a")
-	b.Deploy(old.Target, "dev-1")
-	err := a.Cycle(testbed.Ctx(t))
-	refusedWith(t, b, a, "dev-1", err, "refused", "rollback", r5.SHA256)
+	olderRefused(t, b, a, "dev-1", "4.9.0", 4, r5)
 }
 
 // TestMetadataRollbackIsRefused: after the device trusted a newer
@@ -238,12 +230,7 @@ func TestFreezeIsDetectedAtExpiry(t *testing.T) {
 	refusedWith(t, b, a, "dev-1", err, "failed", "expired", v1.SHA256)
 	// When the mirror stops lying, the device catches up.
 	f.clear()
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("after the freeze ended the device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the freeze ended")
 }
 
 // TestWithholdingMirrorIsRetriedAndReported: the artifact mirror answers
@@ -270,12 +257,7 @@ func TestWithholdingMirrorIsRetriedAndReported(t *testing.T) {
 		t.Fatalf("mirror asked %d times; want a bounded number of retries", n)
 	}
 	f.clear()
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("after the mirror recovered the device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the mirror recovered")
 }
 
 // TestSlowRetrievalIsAbortedAndRetried: the mirror trickles bytes below the
@@ -312,12 +294,7 @@ func TestSlowRetrievalIsAbortedAndRetried(t *testing.T) {
 		t.Fatalf("slow retrieval took %s to abort", d)
 	}
 	f.clear()
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 }
 
 // TestRootKeyCompromiseBelowThresholdHasNoEffect: with image root
@@ -384,12 +361,7 @@ func TestTOCTOUDownloadedFileChangedBeforeInstall(t *testing.T) {
 	err := a.Cycle(testbed.Ctx(t))
 	refusedWith(t, b, a, "dev-1", err, "failed", "verify", v1.SHA256)
 	a.OnStep = nil
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 	assertSlotHoldsBundle(t, a, b, "2.0.0")
 }
 
@@ -408,12 +380,7 @@ func TestTOCTOUMirrorChangesArtifactAfterCheck(t *testing.T) {
 		}
 	}
 	b.Deploy(v2.Target, "dev-1")
-	if err := a.Cycle(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 	assertSlotHoldsBundle(t, a, b, "2.0.0")
 }
 
@@ -453,12 +420,7 @@ func TestRootRotationIsFollowedByDevices(t *testing.T) {
 	}
 	v2 := b.Release(b.ScriptBundle("2.0.0", true, 64), "2.0.0", 2, "board-a")
 	b.Deploy(v2.Target, "dev-1")
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q after the root rotation, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the root rotation")
 	trusted, err := os.ReadFile(filepath.Join(b.Dir, "devices", "dev-1", "tuf", "image", "root.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -545,12 +507,7 @@ func TestFastForwardRecoveredThroughOnlineKeyRotation(t *testing.T) {
 	if err := b.Admin.PublishRoot(ctx, "director", root); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatalf("after the timestamp key rotation: %v", err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q after recovery, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "after the timestamp key rotation")
 	if v := trustedTS(); v >= 1_000_000 {
 		t.Fatalf("device still trusts timestamp %d", v)
 	}

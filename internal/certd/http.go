@@ -519,7 +519,6 @@ func (s *Service) Serve(ctx context.Context, addr string, ready func(addr string
 	} else if !s.cfg.InsecureHTTP {
 		return ErrNoTLS
 	}
-	srv := httpbound.Server(s.Handler(), s.cfg.Timeouts, tc)
 	ln, err := listen(addr)
 	if err != nil {
 		return err
@@ -529,21 +528,5 @@ func (s *Service) Serve(ctx context.Context, addr string, ready func(addr string
 	}
 	go s.Watch(ctx)
 	go s.hooks.Run(ctx)
-	errc := make(chan error, 1)
-	go func() {
-		if tc != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shut)
-		return nil
-	case err := <-errc:
-		return err
-	}
+	return httpbound.Serve(ctx, ln, s.Handler(), s.cfg.Timeouts, tc)
 }

@@ -10,11 +10,10 @@ import (
 	"github.com/ztota/ztota/internal/keys"
 )
 
-// oldStyleDir makes a trust directory whose version 1 pins no log origin,
-// as every root made before origins were pinned.
-func oldStyleDir(t *testing.T) string {
+// rootSpecs returns dir's current root, the specs of its roles (to build
+// a variant of it) and its root key of version 1.
+func rootSpecs(t *testing.T, dir string) (*Root, map[string]RoleSpec, *keys.Key) {
 	t.Helper()
-	dir := initDir(t, Options{})
 	cur, err := LoadCurrent(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +26,15 @@ func oldStyleDir(t *testing.T) string {
 	for _, role := range Roles {
 		specs[role] = cur.spec(role)
 	}
+	return cur, specs, rk
+}
+
+// oldStyleDir makes a trust directory whose version 1 pins no log origin,
+// as every root made before origins were pinned.
+func oldStyleDir(t *testing.T) string {
+	t.Helper()
+	dir := initDir(t, Options{})
+	cur, specs, rk := rootSpecs(t, dir)
 	specs[RoleLog] = RoleSpec{Keys: specs[RoleLog].Keys, Threshold: 1} // no origin
 	data, err := Build(1, specs, cur.Expires(), rk)
 	if err != nil {
@@ -111,16 +119,7 @@ func initRoot(t *testing.T, o Options) *Root {
 // TestParseRefusesBadOrigins: the origin is only on the log role, a
 // string, and a valid log name.
 func TestParseRefusesBadOrigins(t *testing.T) {
-	dir := initDir(t, Options{})
-	cur, _ := LoadCurrent(dir)
-	rk, err := keys.Load(filepath.Join(dir, OfflineDir, RootKeyFile(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	specs := map[string]RoleSpec{}
-	for _, role := range Roles {
-		specs[role] = cur.spec(role)
-	}
+	cur, specs, rk := rootSpecs(t, initDir(t, Options{}))
 	c := specs[RoleCertify]
 	c.Origin = "x/log"
 	specs[RoleCertify] = c

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ztota/ztota/internal/atomicfile"
+	"github.com/ztota/ztota/internal/boundedfile"
 	"github.com/ztota/ztota/internal/keys"
 )
 
@@ -174,22 +175,15 @@ type RotateOptions struct {
 // LoadCurrent reads and trusts dir's current root (its own threshold is
 // checked, not its history: a client follows the history with Update).
 func LoadCurrent(dir string) (*Root, error) {
-	data, err := readBounded(filepath.Join(dir, CurrentRootFile))
+	path := filepath.Join(dir, CurrentRootFile)
+	data, err := boundedfile.Read(path, MaxRootSize)
+	if errors.Is(err, boundedfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%s: %w: more than %d bytes", path, ErrTooLarge, MaxRootSize)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return Trust(data)
-}
-
-func readBounded(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > MaxRootSize {
-		return nil, fmt.Errorf("%s: %w: %d bytes > %d", path, ErrTooLarge, fi.Size(), MaxRootSize)
-	}
-	return os.ReadFile(path)
 }
 
 // Rotate makes the next root version in dir: new root keys and/or new keys

@@ -21,12 +21,12 @@ import (
 // certificate for any artifact; now the digest is mandatory.
 func TestNoArtifactDigestIsRefused(t *testing.T) {
 	f := newFixture(t)
-	env, rc := f.issue(t, attest.KindCertificate, attest.VerdictPass)
-	rep, err := Verify(env, Options{Root: f.root, Now: f.now, Receipt: rc, RequireReceipt: true})
+	env, rc := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
+	rep, err := Verify(env, Options{Root: f.Root, Now: f.Now, Receipt: rc, RequireReceipt: true})
 	if !errors.Is(err, ErrNoArtifact) {
 		t.Fatalf("no digest: %v (report %+v), want ErrNoArtifact", err, rep)
 	}
-	if _, err := Verify(env, Options{Now: f.now, ArtifactSHA256: f.artifact}); !errors.Is(err, ErrNoRoot) {
+	if _, err := Verify(env, Options{Now: f.Now, ArtifactSHA256: f.Artifact}); !errors.Is(err, ErrNoRoot) {
 		t.Fatalf("no root: %v, want ErrNoRoot", err)
 	}
 }
@@ -39,15 +39,15 @@ func TestNoArtifactDigestIsRefused(t *testing.T) {
 // origin is the one the root pins.
 func TestReceiptUnderAnotherOriginIsRefused(t *testing.T) {
 	f := newFixture(t)
-	signer, err := certroot.LogSigner("shadow/log", f.online.Log)
+	signer, err := certroot.LogSigner("shadow/log", f.Online.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.log, err = translog.Open(f.db, "shadow/log", signer); err != nil {
+	if f.Log, err = translog.Open(f.DB, "shadow/log", signer); err != nil {
 		t.Fatal(err)
 	}
-	env, rc := f.issue(t, attest.KindCertificate, attest.VerdictPass)
-	_, err = Verify(env, Options{Root: f.root, Now: f.now, ArtifactSHA256: f.artifact, Receipt: rc, RequireReceipt: true})
+	env, rc := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
+	_, err = Verify(env, Options{Root: f.Root, Now: f.Now, ArtifactSHA256: f.Artifact, Receipt: rc, RequireReceipt: true})
 	if !errors.Is(err, ErrNotLogged) || !errors.Is(err, translog.ErrBadCheckpoint) {
 		t.Fatalf("receipt of the shadow log: %v, want ErrNotLogged and translog.ErrBadCheckpoint", err)
 	}
@@ -59,20 +59,20 @@ func TestReceiptUnderAnotherOriginIsRefused(t *testing.T) {
 // pins the origin.
 func TestRootWithoutOriginCannotVouchForReceipts(t *testing.T) {
 	f := newFixture(t)
-	env, rc := f.issue(t, attest.KindCertificate, attest.VerdictPass)
-	rk, err := keys.Load(filepath.Join(f.dir, certroot.OfflineDir, certroot.RootKeyFile(1)))
+	env, rc := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
+	rk, err := keys.Load(filepath.Join(f.Dir, certroot.OfflineDir, certroot.RootKeyFile(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	specs := map[string]certroot.RoleSpec{}
 	for _, role := range certroot.Roles {
 		var pubs []crypto.PublicKey
-		for _, id := range f.root.KeyIDs(role) {
-			pubs = append(pubs, f.root.PublicKeys(role)[id])
+		for _, id := range f.Root.KeyIDs(role) {
+			pubs = append(pubs, f.Root.PublicKeys(role)[id])
 		}
-		specs[role] = certroot.RoleSpec{Keys: pubs, Threshold: f.root.Threshold(role)}
+		specs[role] = certroot.RoleSpec{Keys: pubs, Threshold: f.Root.Threshold(role)}
 	}
-	data, err := certroot.Build(1, specs, f.root.Expires(), rk)
+	data, err := certroot.Build(1, specs, f.Root.Expires(), rk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestRootWithoutOriginCannotVouchForReceipts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Root: old, Now: f.now, ArtifactSHA256: f.artifact, Receipt: rc}
+	o := Options{Root: old, Now: f.Now, ArtifactSHA256: f.Artifact, Receipt: rc}
 	if _, err := Verify(env, o); !errors.Is(err, ErrNotLogged) || !errors.Is(err, certroot.ErrNoLogOrigin) {
 		t.Fatalf("receipt under a root without origin: %v, want ErrNotLogged and certroot.ErrNoLogOrigin", err)
 	}
@@ -98,8 +98,8 @@ func TestRootWithoutOriginCannotVouchForReceipts(t *testing.T) {
 func TestCheckpointMustBeConsistentWithTheRecordedOne(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	env, rc := f.issue(t, attest.KindCertificate, attest.VerdictPass)
-	base := Options{Root: f.root, Now: f.now, ArtifactSHA256: f.artifact, RequireReceipt: true}
+	env, rc := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
+	base := Options{Root: f.Root, Now: f.Now, ArtifactSHA256: f.Artifact, RequireReceipt: true}
 	o := base
 	o.Receipt = rc
 	rep, err := Verify(env, o)
@@ -108,17 +108,17 @@ func TestCheckpointMustBeConsistentWithTheRecordedOne(t *testing.T) {
 	}
 	first := *rep.NewestCheckpoint
 	// The log grows; a fresh receipt for the same certificate.
-	f.issue(t, attest.KindRejection, attest.VerdictFail)
-	f.issue(t, attest.KindRejection, attest.VerdictFail)
-	fresh, err := f.log.Receipt(ctx, rc.Index)
+	f.Issue(t, attest.KindRejection, attest.VerdictFail)
+	f.Issue(t, attest.KindRejection, attest.VerdictFail)
+	fresh, err := f.Log.Receipt(ctx, rc.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
 	prover := func(oldSize, newSize int64) (tlog.TreeProof, error) {
-		return f.log.ConsistencyProof(ctx, oldSize, newSize)
+		return f.Log.ConsistencyProof(ctx, oldSize, newSize)
 	}
 	liar := func(oldSize, newSize int64) (tlog.TreeProof, error) {
-		p, err := f.log.ConsistencyProof(ctx, oldSize, newSize)
+		p, err := f.Log.ConsistencyProof(ctx, oldSize, newSize)
 		if len(p) > 0 {
 			p[0][0] ^= 1
 		}
@@ -179,18 +179,18 @@ func TestCheckpointMustBeConsistentWithTheRecordedOne(t *testing.T) {
 // newest list still revokes; a minimum version refuses older lists.
 func TestRecordedRevocationsStillApply(t *testing.T) {
 	f := newFixture(t)
-	env, _ := f.issue(t, attest.KindCertificate, attest.VerdictPass)
-	revoking := f.revocations(t, 2, attest.Revocation{ArtifactSHA256: f.artifact, CertificateDigest: attest.DigestOf(env),
-		Advisories: []string{"GO-2025-0001"}, Time: f.now, Reason: "test"})
-	prev, err := attest.VerifyRevocations(f.root, revoking, nil, f.now)
+	env, _ := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
+	revoking := f.Revocations(t, 2, attest.Revocation{ArtifactSHA256: f.Artifact, CertificateDigest: attest.DigestOf(env),
+		Advisories: []string{"GO-2025-0001"}, Time: f.Now, Reason: "test"})
+	prev, err := attest.VerifyRevocations(f.Root, revoking, nil, f.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Root: f.root, Now: f.now, ArtifactSHA256: f.artifact, PrevRevocations: prev, RequireRevocations: true}
+	o := Options{Root: f.Root, Now: f.Now, ArtifactSHA256: f.Artifact, PrevRevocations: prev, RequireRevocations: true}
 	if _, err := Verify(env, o); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("recorded revoking list, none given: %v, want ErrRevoked", err)
 	}
-	o = Options{Root: f.root, Now: f.now, ArtifactSHA256: f.artifact, Revocations: f.revocations(t, 1), MinRevocationsVersion: 2}
+	o = Options{Root: f.Root, Now: f.Now, ArtifactSHA256: f.Artifact, Revocations: f.Revocations(t, 1), MinRevocationsVersion: 2}
 	if _, err := Verify(env, o); !errors.Is(err, attest.ErrRollback) {
 		t.Fatalf("list below the minimum version: %v, want attest.ErrRollback", err)
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/ztota/ztota/internal/certd"
 	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/certverify"
-	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/translog"
 	"github.com/ztota/ztota/internal/verifystate"
 	"github.com/ztota/ztota/internal/vulnref"
@@ -105,28 +104,18 @@ func (f *certFlags) add(cmd *cobra.Command, write bool) {
 }
 
 func (f *certFlags) client(write bool) (*certclient.Client, error) {
-	tok := f.token
-	if tok == "" {
-		tok = os.Getenv("ZTOTA_CERT_TOKEN")
-	}
-	if tok == "" && f.tokenFile != "" {
-		b, err := os.ReadFile(f.tokenFile)
-		if err != nil {
-			return nil, err
-		}
-		tok = strings.TrimSpace(string(b))
+	tok, err := tokenFrom(f.token, "ZTOTA_CERT_TOKEN", f.tokenFile)
+	if err != nil {
+		return nil, err
 	}
 	if write && tok == "" {
 		return nil, errors.New("an API token is required: pass --token, --token-file or set ZTOTA_CERT_TOKEN (certd writes DATA/admin.token)")
 	}
-	if err := tlsutil.CheckURL("--certd", f.server, f.insecure || os.Getenv("ZTOTA_INSECURE_HTTP") == "1"); err != nil {
-		return nil, fmt.Errorf("%w (--insecure-http)", err)
-	}
-	c := certclient.New(f.server, tok)
-	tr, err := caTransport(f.ca, "ZTOTA_CERTD_CA")
+	tr, err := serverTransport("--certd", f.server, f.insecure, f.ca, "ZTOTA_CERTD_CA")
 	if err != nil {
 		return nil, err
 	}
+	c := certclient.New(f.server, tok)
 	c.HTTP.Transport = tr
 	return c, nil
 }

@@ -75,13 +75,14 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
-// token resolves an API token from the flag, $ZTOTA_TOKEN or a file.
-func token(flag, file string) (string, error) {
+// tokenFrom resolves an API token from the flag, else the environment
+// variable env, else the file; "" when none of them is given.
+func tokenFrom(flag, env, file string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	if env := os.Getenv("ZTOTA_TOKEN"); env != "" {
-		return env, nil
+	if v := os.Getenv(env); v != "" {
+		return v, nil
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
@@ -90,7 +91,17 @@ func token(flag, file string) (string, error) {
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	return "", errors.New("an API token is required: pass --token, --token-file or set ZTOTA_TOKEN (a new server writes its first admin token to DATA/admin.token)")
+	return "", nil
+}
+
+// token resolves the OTA server's API token from the flag, $ZTOTA_TOKEN or
+// a file.
+func token(flag, file string) (string, error) {
+	tok, err := tokenFrom(flag, "ZTOTA_TOKEN", file)
+	if err == nil && tok == "" && file == "" {
+		return "", errors.New("an API token is required: pass --token, --token-file or set ZTOTA_TOKEN (a new server writes its first admin token to DATA/admin.token)")
+	}
+	return tok, err
 }
 
 type apiFlags struct {
@@ -105,16 +116,23 @@ func (a *apiFlags) client() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tlsutil.CheckURL("--server", a.server, a.insecure || os.Getenv("ZTOTA_INSECURE_HTTP") == "1"); err != nil {
-		return nil, fmt.Errorf("%w (--insecure-http)", err)
-	}
-	c := apiclient.New(a.server, tok)
-	tr, err := caTransport(a.ca, "ZTOTA_CA")
+	tr, err := serverTransport("--server", a.server, a.insecure, a.ca, "ZTOTA_CA")
 	if err != nil {
 		return nil, err
 	}
+	c := apiclient.New(a.server, tok)
 	c.HTTP.Transport = tr
 	return c, nil
+}
+
+// serverTransport checks the URL a flag gives (https, or plain http when
+// insecure or ZTOTA_INSECURE_HTTP=1 allows it) and returns a transport
+// that trusts only the CA in caFile (or in the file $caEnv names).
+func serverTransport(flag, url string, insecure bool, caFile, caEnv string) (*http.Transport, error) {
+	if err := tlsutil.CheckURL(flag, url, insecure || os.Getenv("ZTOTA_INSECURE_HTTP") == "1"); err != nil {
+		return nil, fmt.Errorf("%w (--insecure-http)", err)
+	}
+	return caTransport(caFile, caEnv)
 }
 
 // caTransport is an HTTP transport that trusts only the CA in file (or

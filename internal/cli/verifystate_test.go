@@ -2,17 +2,14 @@ package cli
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ztota/ztota/internal/attest"
-	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/certverify"
+	"github.com/ztota/ztota/internal/certverify/certverifytest"
 )
 
 // TestVerifyStateRefusesAnOlderRevocationList performs attack 4 of issue 6
@@ -23,26 +20,8 @@ import (
 // file unchanged; --min-revocations-version refuses v1 even without state.
 func TestVerifyStateRefusesAnOlderRevocationList(t *testing.T) {
 	dir := t.TempDir()
-	keys := filepath.Join(dir, "keys")
-	now := time.Now().UTC().Truncate(time.Second)
-	if err := certroot.Init(keys, certroot.Options{Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	online, err := certroot.LoadOnline(keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	artifact := []byte("the artifact")
-	sum := sha256.Sum256(artifact)
-	sha := hex.EncodeToString(sum[:])
-	r := attest.Result{Kind: attest.KindCertificate, Verdict: attest.VerdictPass, Issued: now, ValidUntil: now.Add(time.Hour), Components: 1}
-	r.Verifier.ID, r.Verifier.Version = "test-verifier", "1"
-	r.DB.ID, r.Policy.Digest, r.Policy.Version = "sha256:"+sha, "sha256:"+sha, 1
-	r.Artifact.Name, r.Artifact.Size = "app", int64(len(artifact))
-	env, err := attest.Sign([]attest.Subject{{Name: "app", SHA256: sha}}, r, online.Certify)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := certverifytest.New(t)
+	env, _ := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -51,18 +30,14 @@ func TestVerifyStateRefusesAnOlderRevocationList(t *testing.T) {
 		return p
 	}
 	list := func(v int64, entries ...attest.Revocation) string {
-		b, err := attest.SignRevocations(attest.RevocationList{Version: v, Issued: now, Expires: now.Add(time.Hour), Entries: entries}, online.Revoke)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write("revocations-v"+string(rune('0'+v))+".json", b)
+		return write("revocations-v"+string(rune('0'+v))+".json", f.Revocations(t, v, entries...))
 	}
-	cert, art := write("cert.json", env), write("app.bin", artifact)
+	cert, art := write("cert.json", env), write("app.bin", []byte("artifact")) // f.Artifact is its sha256
 	v1 := list(1)
-	v2 := list(2, attest.Revocation{ArtifactSHA256: sha, CertificateDigest: attest.DigestOf(env), Advisories: []string{"GO-2025-0001"}, Time: now})
+	v2 := list(2, attest.Revocation{ArtifactSHA256: f.Artifact, CertificateDigest: attest.DigestOf(env), Advisories: []string{"GO-2025-0001"}, Time: f.Now})
 	state := filepath.Join(dir, "verify-state.json")
 	verify := func(args ...string) (int, string) {
-		return run(t, append([]string{"verify", cert, "--root", filepath.Join(keys, "root.json"), "--artifact", art}, args...)...)
+		return run(t, append([]string{"verify", cert, "--root", filepath.Join(f.Dir, "root.json"), "--artifact", art}, args...)...)
 	}
 
 	if code, out := verify("--revocations", v1); code != 0 {

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -141,30 +139,10 @@ func crashAt(t *testing.T, step string, maxBoots int) {
 // exactly the bytes it kept (Range: bytes=N-, 206) and commit a slot that
 // verifies.
 func TestCrashMidDownloadResumesWithRange(t *testing.T) {
-	needBinary(t)
-	var arts artifactLog
-	arts.throttle.Store(true)
-	b := testbed.New(t, testbed.Options{Front: arts.front})
-	dev := newDevice(t, b, "dev-1")
-	dev.enroll(t)
-	r := b.Release(b.ScriptBundle("1.0.0", true, 3<<20), "1.0.0", 1, "board-a")
-	b.Deploy(r.Target, dev.id)
-	a := dev.start(t, "")
-
-	partial := filepath.Join(dev.cfg.DataDir, "download", r.SHA256)
-	testbed.WaitFor(t, 30*time.Second, "part of the artifact on disk", func() bool {
-		fi, err := os.Stat(partial)
-		return err == nil && fi.Size() >= 64<<10
-	})
+	m := startMidDownload(t)
+	arts, b, dev, r, a := m.arts, m.b, m.dev, m.r, m.a
 	a.kill()
-	fi, err := os.Stat(partial)
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := fi.Size()
-	if held <= 0 || held >= r.Length {
-		t.Fatalf("the agent held %d of %d bytes when killed; want a partial download", held, r.Length)
-	}
+	held := m.held(t, "killed")
 
 	arts.throttle.Store(false)
 	a = dev.start(t, "")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ztota/ztota/internal/agent"
+	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/slot"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/testbed"
@@ -116,6 +117,53 @@ func checkSlots(t *testing.T, dataDir, wantSHA string) slot.State {
 		t.Errorf("active slot %s holds %s, want %s", st.Active, got, wantSHA)
 	}
 	return st
+}
+
+// midDownload is an agent process half-way through downloading a 3 MiB
+// release behind a throttled artifact mirror.
+type midDownload struct {
+	arts    *artifactLog
+	b       *testbed.Bed
+	dev     *device
+	r       release.Result
+	a       *proc
+	partial string // the download file
+}
+
+// startMidDownload deploys a 3 MiB release to a new enrolled device whose
+// artifact requests are throttled, starts its agent and returns once part
+// of the artifact is on disk.
+func startMidDownload(t *testing.T) *midDownload {
+	t.Helper()
+	needBinary(t)
+	m := &midDownload{arts: &artifactLog{}}
+	m.arts.throttle.Store(true)
+	m.b = testbed.New(t, testbed.Options{Front: m.arts.front})
+	m.dev = newDevice(t, m.b, "dev-1")
+	m.dev.enroll(t)
+	m.r = m.b.Release(m.b.ScriptBundle("1.0.0", true, 3<<20), "1.0.0", 1, "board-a")
+	m.b.Deploy(m.r.Target, m.dev.id)
+	m.a = m.dev.start(t, "")
+	m.partial = filepath.Join(m.dev.cfg.DataDir, "download", m.r.SHA256)
+	testbed.WaitFor(t, 30*time.Second, "part of the artifact on disk", func() bool {
+		fi, err := os.Stat(m.partial)
+		return err == nil && fi.Size() >= 64<<10
+	})
+	return m
+}
+
+// held returns how many bytes of the artifact the stopped agent kept
+// (how says how it was stopped); it must be a partial download.
+func (m *midDownload) held(t *testing.T, how string) int64 {
+	t.Helper()
+	fi, err := os.Stat(m.partial)
+	if err != nil {
+		t.Fatalf("the partial download is gone after the agent was %s: %v", how, err)
+	}
+	if fi.Size() <= 0 || fi.Size() >= m.r.Length {
+		t.Fatalf("the agent held %d of %d bytes when %s; want a partial download", fi.Size(), m.r.Length, how)
+	}
+	return fi.Size()
 }
 
 // artifactLog sits in front of the server, records every artifact

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ztota/ztota/internal/agent"
-	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/store"
 )
 
@@ -27,34 +26,13 @@ var failedTrial = []string{"downloading", "verifying", "installing", "restarting
 // binary. A healthy v1 commits on both devices; an unhealthy v2 rolls back
 // on both, which keep running v1.
 func TestEndToEndRealProcesses(t *testing.T) {
-	needBinary(t)
-	dir := t.TempDir()
-	keysDir := filepath.Join(dir, "keys")
-	ztota(t, "keys", "init", "--out", keysDir)
-	data := filepath.Join(dir, "server")
-	srv := startProc(t, "server", baseEnv(), "server", "--data", data,
-		"--keys", filepath.Join(keysDir, keyset.OnlineDir), "--listen", "127.0.0.1:0")
-	addr := srv.waitLine(regexp.MustCompile(`msg=serving addr=(\S+)`), 30*time.Second)[1]
-	ca, _, _ := keyset.TLSFiles(filepath.Join(keysDir, keyset.OnlineDir))
-	api := []string{"--server", "https://" + addr, "--ca", ca, "--token-file", filepath.Join(data, "admin.token")}
+	s := startStack(t, false)
+	keysDir, api := s.keys, s.api
 
 	devs := []string{"dev-1", "dev-2"}
 	var agents []*proc
 	for _, id := range devs {
-		tok := strings.TrimSpace(ztota(t, append([]string{"token", "enroll", "--group", "fleet"}, api...)...))
-		if tok == "" {
-			t.Fatal("ztota token enroll printed no token")
-		}
-		cfg := agent.Config{
-			DeviceID: id, HardwareID: "board-a", ServerURL: "https://" + addr, ServerCA: ca, DataDir: filepath.Join(dir, id),
-			ImageRoot:    filepath.Join(keysDir, keyset.OnlineDir, keyset.ImageRootFile),
-			DirectorRoot: filepath.Join(keysDir, keyset.OnlineDir, keyset.DirectorRootFile),
-			EnrollToken:  tok,
-			Module: agent.Module{Name: "app", Command: []string{"bin/app"},
-				Health: agent.Health{StayUp: agent.Duration(300 * time.Millisecond), Command: []string{"bin/app", "health"}}},
-			PollInterval: agent.Duration(200 * time.Millisecond),
-		}
-		agents = append(agents, startProc(t, id, baseEnv(), "agent", "--config", writeConfig(t, dir, &cfg)))
+		agents = append(agents, s.startAgent(t, s.agentConfig(t, id, s.url)))
 	}
 
 	// Both agents enroll (they start with no state, so the list shows them
@@ -86,9 +64,9 @@ func TestEndToEndRealProcesses(t *testing.T) {
 	}
 	for i, a := range agents {
 		a.stop(10 * time.Second)
-		checkSlots(t, filepath.Join(dir, devs[i]), v1.sha256)
+		checkSlots(t, filepath.Join(s.dir, devs[i]), v1.sha256)
 	}
-	srv.stop(10 * time.Second)
+	s.srv.stop(10 * time.Second)
 }
 
 // writeConfig writes an agent configuration file and returns its path.

@@ -10,15 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ztota/ztota/internal/agent"
-	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/keys"
-	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/mitm"
 )
 
@@ -30,19 +26,9 @@ import (
 // retrying; once the proxy stops rewriting, the same agent process
 // enrolls with its own key.
 func TestEnrollKeySwapByProxyRealProcesses(t *testing.T) {
-	needBinary(t)
-	dir := t.TempDir()
-	keysDir := filepath.Join(dir, "keys")
-	ztota(t, "keys", "init", "--out", keysDir)
-	data := filepath.Join(dir, "server")
-	srv := startProc(t, "server", baseEnv(), "server", "--data", data, "--insecure-http",
-		"--keys", filepath.Join(keysDir, keyset.OnlineDir), "--listen", "127.0.0.1:0")
-	addr := srv.waitLine(regexp.MustCompile(`msg=serving addr=(\S+) scheme=http `), 30*time.Second)[1]
-	api := []string{"--server", "http://" + addr, "--insecure-http", "--token-file", filepath.Join(data, "admin.token")}
-	tok := strings.TrimSpace(ztota(t, append([]string{"token", "enroll", "--group", "fleet"}, api...)...))
-
+	s := startStack(t, true)
 	evilPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	p := mitm.Start(t, "http://"+addr)
+	p := mitm.Start(t, s.url)
 	var swapping atomic.Bool
 	var swapped atomic.Int32
 	swapping.Store(true)
@@ -59,17 +45,10 @@ func TestEnrollKeySwapByProxyRealProcesses(t *testing.T) {
 		swapped.Add(1)
 		return nb, nil
 	})
-	cfg := agent.Config{
-		DeviceID: "dev-1", HardwareID: "board-a", ServerURL: p.URL, InsecureHTTP: true, DataDir: filepath.Join(dir, "dev-1"),
-		ImageRoot:    filepath.Join(keysDir, keyset.OnlineDir, keyset.ImageRootFile),
-		DirectorRoot: filepath.Join(keysDir, keyset.OnlineDir, keyset.DirectorRootFile),
-		EnrollToken:  tok,
-		Module:       agent.Module{Name: "app", Command: []string{"bin/app"}},
-		PollInterval: agent.Duration(200 * time.Millisecond),
-	}
-	ag := startProc(t, "agent", baseEnv(), "agent", "--config", writeConfig(t, dir, &cfg))
+	cfg := s.agentConfig(t, "dev-1", p.URL)
+	ag := s.startAgent(t, cfg)
 	ag.waitLine(regexp.MustCompile(`enrollment failed; retrying.*401.*proof does not verify`), 30*time.Second)
-	if rows := devicesList(t, api); len(rows) != 0 {
+	if rows := devicesList(t, s.api); len(rows) != 0 {
 		t.Fatalf("devices after the swapped enrollment: %+v", rows)
 	}
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "enrolled")); err == nil {
@@ -85,13 +64,9 @@ func TestEnrollKeySwapByProxyRealProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	devs, err := apiclient.New("http://"+addr, strings.TrimSpace(string(admin))).Devices(ctx, "")
+	devs, err := s.admin(t).Devices(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/ztota/ztota/internal/testbed"
 )
 
 // TestSIGTERMMidDownloadThenRestartInstalls performs a SIGTERM of a real
@@ -17,29 +13,10 @@ import (
 // verdict: the release was refused for good and redeploying it did
 // nothing).
 func TestSIGTERMMidDownloadThenRestartInstalls(t *testing.T) {
-	needBinary(t)
-	var arts artifactLog
-	arts.throttle.Store(true)
-	b := testbed.New(t, testbed.Options{Front: arts.front})
-	dev := newDevice(t, b, "dev-1")
-	dev.enroll(t)
-	r := b.Release(b.ScriptBundle("1.0.0", true, 3<<20), "1.0.0", 1, "board-a")
-	b.Deploy(r.Target, dev.id)
-	a := dev.start(t, "")
-
-	partial := filepath.Join(dev.cfg.DataDir, "download", r.SHA256)
-	testbed.WaitFor(t, 30*time.Second, "part of the artifact on disk", func() bool {
-		fi, err := os.Stat(partial)
-		return err == nil && fi.Size() >= 64<<10
-	})
+	m := startMidDownload(t)
+	arts, b, dev, r, a := m.arts, m.b, m.dev, m.r, m.a
 	a.stop(10 * time.Second)
-	fi, err := os.Stat(partial)
-	if err != nil {
-		t.Fatalf("the partial download is gone after SIGTERM: %v", err)
-	}
-	if fi.Size() <= 0 || fi.Size() >= r.Length {
-		t.Fatalf("the agent held %d of %d bytes when stopped; want a partial download", fi.Size(), r.Length)
-	}
+	m.held(t, "stopped")
 	for _, rep := range b.History(dev.id) {
 		if rep.State == "refused" || rep.State == "failed" {
 			t.Fatalf("SIGTERM was reported as %s: %q", rep.State, rep.Detail)

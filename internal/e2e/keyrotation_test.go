@@ -2,25 +2,23 @@ package e2e
 
 import (
 	"crypto/sha256"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/ztota/ztota/internal/agent"
 	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/mitm"
 	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/testbed"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
 
@@ -39,29 +37,11 @@ import (
 // (the attacker's target dropped), and the same device commits v2 without
 // re-enrolling, verifying the director under its rotated timestamp key.
 func TestTargetsKeyRotationRealProcesses(t *testing.T) {
-	needBinary(t)
-	dir := t.TempDir()
-	keysDir := filepath.Join(dir, "keys")
-	ztota(t, "keys", "init", "--out", keysDir)
-	data := filepath.Join(dir, "server")
-	online := filepath.Join(keysDir, keyset.OnlineDir)
-	srv := startProc(t, "server", baseEnv(), "server", "--data", data, "--keys", online, "--listen", "127.0.0.1:0", "--insecure-http")
-	serving := regexp.MustCompile(`msg=serving addr=(\S+)`)
-	addr := srv.waitLine(serving, 30*time.Second)[1]
-	api := []string{"--server", "http://" + addr, "--insecure-http", "--token-file", filepath.Join(data, "admin.token")}
-	px := mitm.Start(t, "http://"+addr)
-
-	tok := strings.TrimSpace(ztota(t, append([]string{"token", "enroll", "--group", "fleet"}, api...)...))
-	cfg := agent.Config{
-		DeviceID: "dev-1", HardwareID: "board-a", ServerURL: px.URL, InsecureHTTP: true, DataDir: filepath.Join(dir, "dev-1"),
-		ImageRoot:    filepath.Join(online, keyset.ImageRootFile),
-		DirectorRoot: filepath.Join(online, keyset.DirectorRootFile),
-		EnrollToken:  tok,
-		Module: agent.Module{Name: "app", Command: []string{"bin/app"},
-			Health: agent.Health{StayUp: agent.Duration(300 * time.Millisecond), Command: []string{"bin/app", "health"}}},
-		PollInterval: agent.Duration(200 * time.Millisecond),
-	}
-	ag := startProc(t, "dev-1", baseEnv(), "agent", "--config", writeConfig(t, dir, &cfg))
+	s := startStack(t, true)
+	keysDir, data, api := s.keys, s.data, s.api
+	px := mitm.Start(t, s.url)
+	cfg := s.agentConfig(t, "dev-1", px.URL)
+	ag := s.startAgent(t, cfg)
 	devs := []string{"dev-1"}
 	waitDevices(t, api, devs, 30*time.Second, "", "")
 
@@ -83,11 +63,7 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 	}
 
 	// The attacker's targets, signed with K1.
-	tokb, err := os.ReadFile(filepath.Join(data, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := apiclient.New("http://"+addr, strings.TrimSpace(string(tokb)))
+	admin := s.admin(t)
 	ctx := t.Context()
 	curb, err := admin.ImageTargets(ctx)
 	if err != nil {
@@ -131,14 +107,13 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 	// database with a snapshot and timestamp signed by the server's own
 	// online keys; the server starts again (same --keys flag) and serves
 	// them.
-	srv.stop(10 * time.Second)
+	s.srv.stop(10 * time.Second)
 	injectImageTargets(t, data, bad.Signed.Version, badb)
-	srv = startProc(t, "server2", baseEnv(), "server", "--data", data, "--keys", online, "--listen", addr, "--insecure-http")
-	srv.waitLine(serving, 30*time.Second)
+	s.startServer(t, "server2", s.addr)
 	badPath := fmt.Sprintf("/image/%d.targets.json", bad.Signed.Version)
 	// Two refreshes that fetched the attacker's targets: the first has
 	// finished when the second starts.
-	waitFor(t, 30*time.Second, "the device to fetch the attacker's targets twice", func() bool {
+	testbed.WaitFor(t, 30*time.Second, "the device to fetch the attacker's targets twice", func() bool {
 		n := 0
 		for _, ex := range px.Log() {
 			if ex.Path == badPath && ex.Status == http.StatusOK {
@@ -195,7 +170,7 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 	}
 	ag.stop(10 * time.Second)
 	checkSlots(t, cfg.DataDir, v2.sha256)
-	srv.stop(10 * time.Second)
+	s.srv.stop(10 * time.Second)
 }
 
 // injectImageTargets writes targets bytes into a stopped server's database
@@ -203,56 +178,10 @@ func TestTargetsKeyRotationRealProcesses(t *testing.T) {
 // by the server's online keys.
 func injectImageTargets(t *testing.T, data string, version int64, targets []byte) {
 	t.Helper()
-	ctx := t.Context()
-	online, err := keyset.LoadOnline(filepath.Join(data, "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, data)
+	st, err := store.Open(t.Context(), data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	snapM, err := st.LatestMeta(ctx, "image", tufrepo.Snapshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsM, err := st.LatestMeta(ctx, "image", tufrepo.Timestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prevSnap, _ := tufrepo.Parse[metadata.SnapshotType](snapM.Data)
-	prevTS, _ := tufrepo.Parse[metadata.TimestampType](tsM.Data)
-	exp := time.Now().Add(time.Hour)
-	snap := tufrepo.NextSnapshot(prevSnap, version, targets, exp)
-	snapb, err := tufrepo.Sign(snap, online.ImageSnapshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := tufrepo.NextTimestamp(prevTS, snap.Signed.Version, snapb, exp)
-	tsb, err := tufrepo.Sign(ts, online.ImageTimestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = st.Tx(ctx, func(tx *sql.Tx) error {
-		return store.PutMetaTx(ctx, tx,
-			store.Meta{Repo: "image", Role: tufrepo.Targets, Version: version, Data: targets, Expires: exp},
-			store.Meta{Repo: "image", Role: tufrepo.Snapshot, Version: snap.Signed.Version, Data: snapb, Expires: exp},
-			store.Meta{Repo: "image", Role: tufrepo.Timestamp, Version: ts.Signed.Version, Data: tsb, Expires: exp})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond every 50ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testbed.InjectImageTargets(t, st, filepath.Join(data, "keys"), version, targets)
 }

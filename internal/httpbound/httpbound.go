@@ -8,8 +8,10 @@
 package httpbound
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -56,6 +58,31 @@ func Server(h http.Handler, t Timeouts, tc *tls.Config) *http.Server {
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    32 << 10,
 		TLSConfig:         tc,
+	}
+}
+
+// Serve serves h on ln with Server(h, t, tc), HTTPS when tc is set and
+// plain HTTP otherwise, until ctx ends; it then shuts the server down,
+// giving requests in flight 5 seconds, and returns nil. An error that
+// stops serving before that is returned as it is.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, t Timeouts, tc *tls.Config) error {
+	srv := Server(h, t, tc)
+	errc := make(chan error, 1)
+	go func() {
+		if tc != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shut)
+		return nil
+	case err := <-errc:
+		return err
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ztota/ztota/internal/atomicfile"
+	"github.com/ztota/ztota/internal/boundedfile"
 )
 
 // Algorithms a key may use.
@@ -145,12 +146,10 @@ func Parse(data []byte) (*Key, error) {
 
 // Load reads a key file.
 func Load(path string) (*Key, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	data, err := boundedfile.Read(path, MaxFileSize)
+	if errors.Is(err, boundedfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrBadKeyFile, MaxFileSize)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func TestLostTargetsKeyReplacedWithoutReenrolling(t *testing.T) {
 	if r := trusted[metadata.RootType](t, b, "dev-1", "image", "root"); r.Signed.Version != 3 {
 		t.Fatalf("device trusts image root v%d, want v3", r.Signed.Version)
 	}
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("device runs %q, want v1", got)
 	}
 
@@ -110,12 +110,7 @@ func TestLostTargetsKeyReplacedWithoutReenrolling(t *testing.T) {
 
 	v2 := b.Release(b.ScriptBundle("2.0.0", true, 512), "2.0.0", 2, "board-a")
 	b.Deploy(v2.Target, "dev-1")
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatalf("installing v2: %v", err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q, want v2", got)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 }
 
 // TestLostKeyReplacementResumes: the connection fails when the re-signed

@@ -97,11 +97,7 @@ func Publish(ctx context.Context, c *apiclient.Client, o Options) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
-	cur, err := c.ImageTargets(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("fetching the image targets: %w", err)
-	}
-	prev, err := tufrepo.Parse[metadata.TargetsType](cur)
+	prev, err := serverTargets(ctx, c)
 	if err != nil {
 		return Result{}, err
 	}
@@ -162,6 +158,28 @@ func verifyOwn(t *metadata.Metadata[metadata.TargetsType], key *keys.Key) error 
 	return nil
 }
 
+// serverTargets fetches and parses the server's current image targets.
+func serverTargets(ctx context.Context, c *apiclient.Client) (*metadata.Metadata[metadata.TargetsType], error) {
+	cur, err := c.ImageTargets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the image targets: %w", err)
+	}
+	return tufrepo.Parse[metadata.TargetsType](cur)
+}
+
+// currentImageRoot reads and parses the keys directory's current image root.
+func currentImageRoot(keysDir string) ([]byte, *metadata.Metadata[metadata.RootType], error) {
+	rootb, err := keyset.CurrentRoot(keysDir, "image")
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := tufrepo.Parse[metadata.RootType](rootb)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rootb, root, nil
+}
+
 func loadRecord(dir string) (*metadata.Metadata[metadata.TargetsType], error) {
 	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(keyset.ImageTargetsRecord)))
 	if err != nil {
@@ -219,19 +237,11 @@ func Resign(ctx context.Context, c *apiclient.Client, keysDir string, expires ti
 	if expires == 0 {
 		expires = 90 * 24 * time.Hour
 	}
-	rootb, err := keyset.CurrentRoot(keysDir, "image")
+	_, root, err := currentImageRoot(keysDir)
 	if err != nil {
 		return ResignResult{}, err
 	}
-	root, err := tufrepo.Parse[metadata.RootType](rootb)
-	if err != nil {
-		return ResignResult{}, err
-	}
-	cur, err := c.ImageTargets(ctx)
-	if err != nil {
-		return ResignResult{}, fmt.Errorf("fetching the image targets: %w", err)
-	}
-	prev, err := tufrepo.Parse[metadata.TargetsType](cur)
+	prev, err := serverTargets(ctx, c)
 	if err != nil {
 		return ResignResult{}, err
 	}
@@ -318,11 +328,7 @@ func PublishImageRoot(ctx context.Context, c *apiclient.Client, keysDir string, 
 	if err != nil {
 		return ResignResult{}, err
 	}
-	cur, err := c.ImageTargets(ctx)
-	if err != nil {
-		return ResignResult{}, fmt.Errorf("fetching the image targets: %w", err)
-	}
-	prev, err := tufrepo.Parse[metadata.TargetsType](cur)
+	prev, err := serverTargets(ctx, c)
 	if err != nil {
 		return ResignResult{}, err
 	}
@@ -353,11 +359,7 @@ func PublishImageRoot(ctx context.Context, c *apiclient.Client, keysDir string, 
 // (while the current root still lists two targets keys); after the second
 // root was made, "ztota keys publish --repo image" finishes.
 func ReplaceLostTargetsKey(ctx context.Context, c *apiclient.Client, keysDir, alg string) (ResignResult, error) {
-	rootb, err := keyset.CurrentRoot(keysDir, "image")
-	if err != nil {
-		return ResignResult{}, err
-	}
-	root, err := tufrepo.Parse[metadata.RootType](rootb)
+	rootb, root, err := currentImageRoot(keysDir)
 	if err != nil {
 		return ResignResult{}, err
 	}

@@ -1,9 +1,7 @@
 package release_test
 
 import (
-	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/ztota/ztota/internal/agent"
 	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/keyset"
@@ -73,18 +70,6 @@ func (f *front) requested(prefix, sub string) bool {
 	return slices.ContainsFunc(f.seen, func(p string) bool { return strings.HasPrefix(p, prefix) && strings.Contains(p, sub) })
 }
 
-func installed(t *testing.T, a *agent.Agent) string {
-	t.Helper()
-	st, err := a.SlotState(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Pending != "" {
-		t.Fatalf("a slot is still pending: %+v", st)
-	}
-	return st.Slots[st.Active].SHA256
-}
-
 // trusted reads a metadata file the device trusts.
 func trusted[T metadata.Roles](t *testing.T, b *testbed.Bed, dev, repo, role string) *metadata.Metadata[T] {
 	t.Helper()
@@ -133,12 +118,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 
 	v1 := b.Release(b.ScriptBundle("1.0.0", true, 512), "1.0.0", 1, "board-a")
 	b.Deploy(v1.Target, "dev-1")
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := installed(t, a); got != v1.SHA256 {
-		t.Fatalf("v1 not installed: %q", got)
-	}
+	testbed.CycleInstalls(t, a, v1.SHA256, "installing v1")
 	k1, err := keys.Load(filepath.Join(b.KeysDir, keyset.RoleKeyFile("image", tufrepo.Targets)))
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +211,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 	if f.requested("/image/targets/", evilSHA) {
 		t.Fatal("the device requested the malicious artifact")
 	}
-	if got := installed(t, a); got != v1.SHA256 {
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
 		t.Fatalf("device runs %q, want v1", got)
 	}
 	if tt := trusted[metadata.TargetsType](t, b, "dev-1", "image", "targets"); tt.Signed.Version >= bad.Signed.Version || tt.Signed.Targets[evilTarget] != nil {
@@ -253,12 +233,7 @@ func TestCompromisedTargetsKeyRecoveredWithoutReenrolling(t *testing.T) {
 		t.Fatalf("v2 dropped %v; want the attacker's %s", v2.Dropped, evilTarget)
 	}
 	b.Deploy(v2.Target, "dev-1")
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatalf("installing v2: %v", err)
-	}
-	if got := installed(t, a); got != v2.SHA256 {
-		t.Fatalf("device runs %q, want v2 %s", got, v2.SHA256)
-	}
+	testbed.CycleInstalls(t, a, v2.SHA256, "installing v2")
 	tt := trusted[metadata.TargetsType](t, b, "dev-1", "image", "targets")
 	if tt.Signed.Targets[evilTarget] != nil || tt.Signed.Targets[v1.Target] == nil {
 		t.Fatalf("device trusts targets %v; want v1 and v2 without the attacker's", tt.Signed.Targets)
@@ -312,46 +287,8 @@ func evilFile(t *testing.T, target, version, path string, sum []byte) *metadata.
 // answered by the front: the server keeps its latest timestamp in memory.
 func injectImageTargets(t *testing.T, b *testbed.Bed, f *front, version int64, targets []byte, rel store.Release) {
 	t.Helper()
-	ctx := testbed.Ctx(t)
-	st := b.Server.Store()
-	online, err := keyset.LoadOnline(filepath.Join(b.Dir, "server", "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snapM, err := st.LatestMeta(ctx, "image", tufrepo.Snapshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsM, err := st.LatestMeta(ctx, "image", tufrepo.Timestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prevSnap, _ := tufrepo.Parse[metadata.SnapshotType](snapM.Data)
-	prevTS, _ := tufrepo.Parse[metadata.TimestampType](tsM.Data)
-	exp := time.Now().Add(time.Hour)
-	snap := tufrepo.NextSnapshot(prevSnap, version, targets, exp)
-	snapb, err := tufrepo.Sign(snap, online.ImageSnapshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := tufrepo.NextTimestamp(prevTS, snap.Signed.Version, snapb, exp)
-	tsb, err := tufrepo.Sign(ts, online.ImageTimestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = st.Tx(ctx, func(tx *sql.Tx) error {
-		if err := store.PutReleaseTx(ctx, tx, rel); err != nil {
-			return err
-		}
-		return store.PutMetaTx(ctx, tx,
-			store.Meta{Repo: "image", Role: tufrepo.Targets, Version: version, Data: targets, Expires: exp},
-			store.Meta{Repo: "image", Role: tufrepo.Snapshot, Version: snap.Signed.Version, Data: snapb, Expires: exp},
-			store.Meta{Repo: "image", Role: tufrepo.Timestamp, Version: ts.Signed.Version, Data: tsb, Expires: exp})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.set("/image/timestamp.json", tsb)
+	ts := testbed.InjectImageTargets(t, b.Server.Store(), filepath.Join(b.Dir, "server", "keys"), version, targets, rel)
+	f.set("/image/timestamp.json", ts)
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }

@@ -64,15 +64,11 @@ func escapeFirstChar(member string) string {
 
 func TestBadJSONIsRefusedByEveryAPIAndChangesNothing(t *testing.T) {
 	e := newEnv(t, nil)
-	ctx := ctxT(t)
 	// A device and a release to deploy, so the deployment body is valid.
 	e.enroll(t, "d0", "hw1", "fleet")
 	target := e.release(t, "1.0", 1, "hw1")
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	enrollTok, err := e.Admin.EnrollToken(ctx, "fleet", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enrollTok := e.enrollToken(t, "fleet")
 	apis := []jsonAPI{
 		{name: "enroll", path: "/v1/enroll",
 			valid: func() string {
@@ -120,10 +116,7 @@ func TestEnrollRefusesBadTokensKeysAndIDs(t *testing.T) {
 		b, _ := json.Marshal(enroll.NewRequest(tok, id, hw, key))
 		return b
 	}
-	tok, err := e.Admin.EnrollToken(ctx, "fleet", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := e.enrollToken(t, "fleet")
 	e.enroll(t, "taken", "hw1", "fleet")
 	if a := e.api(t, "POST", "/v1/enroll", body(tok, "first", "hw1", pub)); a.code != http.StatusCreated {
 		t.Fatalf("first use of a token: %s", a)

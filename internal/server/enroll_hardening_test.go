@@ -26,6 +26,14 @@ import (
 	"github.com/ztota/ztota/internal/store"
 )
 
+// identityPoint is the encoding of the ed25519 identity point (01 00..00),
+// a small-order public key under which a trivial signature verifies.
+func identityPoint() []byte {
+	p := make([]byte, ed25519.PublicKeySize)
+	p[0] = 1
+	return p
+}
+
 // TestEnrollRefusesSmallOrderKey performs attack 6 at enrollment: a
 // holder of a valid token enrolls the identity point (01 00..00) as its
 // key, for which a trivial signature verifies on every request. The
@@ -33,12 +41,8 @@ import (
 func TestEnrollRefusesSmallOrderKey(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := ctxT(t)
-	tok, err := e.Admin.EnrollToken(ctx, "fleet", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	identity := make([]byte, 32)
-	identity[0] = 1
+	tok := e.enrollToken(t, "fleet")
+	identity := identityPoint()
 	order2 := []byte{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
 	nonCanonical := append([]byte(nil), identity...)
@@ -211,12 +215,8 @@ func TestResolveTLSUsesTheKeySetCertificate(t *testing.T) {
 func TestWeakKeyStoredBeforeCannotSignRequests(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := ctxT(t)
-	tok, err := e.Admin.EnrollToken(ctx, "fleet", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	identity := make([]byte, 32)
-	identity[0] = 1
+	tok := e.enrollToken(t, "fleet")
+	identity := identityPoint()
 	if _, err := e.Server.Store().Enroll(ctx, tok, store.Device{ID: "weak", HardwareID: "hw1", PublicKey: identity}, e.clk.Now()); err != nil {
 		t.Fatal(err)
 	}

@@ -210,13 +210,20 @@ type device struct {
 	clk *clock
 }
 
-// enroll enrolls a device with a fresh key and token over HTTP.
-func (e *env) enroll(t *testing.T, id, hw, group string) *device {
+// enrollToken makes a one-time enrollment token for group, valid an hour.
+func (e *env) enrollToken(t *testing.T, group string) string {
 	t.Helper()
 	tok, err := e.Admin.EnrollToken(ctxT(t), group, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tok
+}
+
+// enroll enrolls a device with a fresh key and token over HTTP.
+func (e *env) enroll(t *testing.T, id, hw, group string) *device {
+	t.Helper()
+	tok := e.enrollToken(t, group)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	body, _ := json.Marshal(enroll.NewRequest(tok, id, hw, pub))
 	if a := e.request(t, nil, "POST", "/v1/enroll", "", body); a.code != http.StatusCreated {

@@ -355,6 +355,12 @@ func (s *Server) resignDirectorTx(ctx context.Context, tx *sql.Tx, dev string) e
 	if err != nil {
 		return err
 	}
+	return s.reassignTx(ctx, tx, d)
+}
+
+// reassignTx signs a new director chain for d with the release it is
+// assigned now (none when it is assigned nothing).
+func (s *Server) reassignTx(ctx context.Context, tx *sql.Tx, d store.Device) error {
 	var rel *store.Release
 	if d.Assigned != "" {
 		r, err := store.ReleaseTx(ctx, tx, d.Assigned)
@@ -363,7 +369,7 @@ func (s *Server) resignDirectorTx(ctx context.Context, tx *sql.Tx, dev string) e
 		}
 		rel = &r
 	}
-	return s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, directorRepo(dev), d.Assigned))
+	return s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, directorRepo(d.ID), d.Assigned))
 }
 
 // bindDirectors runs at every start: it re-signs the director repositories

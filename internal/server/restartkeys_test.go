@@ -96,40 +96,22 @@ func (r *restartable) restart() {
 	}
 }
 
+// bed is the running server seen as a test bed, for its agents and bundles.
+func (r *restartable) bed() *testbed.Bed {
+	return &testbed.Bed{T: r.t, Dir: r.dir, KeysDir: r.keysDir(), URL: "http://" + r.addr, Admin: r.admin, Log: r.log}
+}
+
+// agent makes, enrolls and starts an agent for device id.
 func (r *restartable) agent(id string) *agent.Agent {
-	t := r.t
-	tok, err := r.admin.EnrollToken(testbed.Ctx(t), "fleet", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &agent.Config{
-		DeviceID: id, HardwareID: "board-a", ServerURL: "http://" + r.addr, InsecureHTTP: true, DataDir: filepath.Join(r.dir, "devices", id),
-		ImageRoot:    filepath.Join(r.keysDir(), keyset.OnlineDir, keyset.ImageRootFile),
-		DirectorRoot: filepath.Join(r.keysDir(), keyset.OnlineDir, keyset.DirectorRootFile),
-		EnrollToken:  tok,
-		Module: agent.Module{Name: "app", Command: []string{"bin/app"},
-			Health: agent.Health{StayUp: agent.Duration(300 * time.Millisecond), Command: []string{"bin/app", "health"}}},
-		PollInterval: agent.Duration(200 * time.Millisecond),
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(testbed.Ctx(t), cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(testbed.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a
+	b := r.bed()
+	return b.Agent(b.AgentConfig(id, "board-a"))
 }
 
 // release signs (with the keys directory's current targets key) and
 // deploys a script bundle to dev-1, and returns its sha256.
 func (r *restartable) release(version string, counter uint64) string {
 	t := r.t
-	bundle := (&testbed.Bed{T: t, Dir: r.dir}).ScriptBundle(version, true, 256)
+	bundle := r.bed().ScriptBundle(version, true, 256)
 	res, err := release.Publish(testbed.Ctx(t), r.admin, release.Options{Artifact: bundle, KeysDir: r.keysDir(),
 		Meta: tufrepo.ImageMeta{Name: "app", Version: version, ReleaseCounter: counter, HardwareIDs: []string{"board-a"}, Module: "app"}})
 	if err != nil {
@@ -139,15 +121,6 @@ func (r *restartable) release(version string, counter uint64) string {
 		t.Fatal(err)
 	}
 	return res.SHA256
-}
-
-func runningSHA(t *testing.T, a *agent.Agent) string {
-	t.Helper()
-	st, err := a.SlotState(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Slots[st.Active].SHA256
 }
 
 func keyID(t *testing.T, path string) string {
@@ -219,10 +192,7 @@ func TestServerAdoptsRotatedKeysAfterRestart(t *testing.T) {
 	r := newRestartable(t)
 	ctx := testbed.Ctx(t)
 	a := r.agent("dev-1")
-	v1 := r.release("1.0.0", 1)
-	if err := a.Cycle(ctx); err != nil || runningSHA(t, a) != v1 {
-		t.Fatalf("v1 not installed: %v", err)
-	}
+	testbed.CycleInstalls(t, a, r.release("1.0.0", 1), "installing v1")
 
 	dirRoot, tsID := r.rotateOnline("director", tufrepo.Timestamp)
 	_, snapID := r.rotateOnline("image", tufrepo.Snapshot)
@@ -255,12 +225,7 @@ func TestServerAdoptsRotatedKeysAfterRestart(t *testing.T) {
 	signedBy[metadata.TimestampType](t, r.srv, dirRoot, "director/dev-1", tufrepo.Timestamp, tsID)
 	signedBy[metadata.SnapshotType](t, r.srv, imgRoot, "image", tufrepo.Snapshot, snapID)
 	signedBy[metadata.TargetsType](t, r.srv, imgRoot, "image", tufrepo.Targets, keyID(t, filepath.Join(r.keysDir(), keyset.RoleKeyFile("image", tufrepo.Targets))))
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatalf("installing v2 after the restart: %v", err)
-	}
-	if got := runningSHA(t, a); got != v2 {
-		t.Fatalf("device runs %s, want v2 %s", got, v2)
-	}
+	testbed.CycleInstalls(t, a, v2, "installing v2 after the restart")
 }
 
 // TestRestartFinishesAnInterruptedKeySwitch performs a stop between the
@@ -277,10 +242,7 @@ func TestRestartFinishesAnInterruptedKeySwitch(t *testing.T) {
 	r := newRestartable(t)
 	ctx := testbed.Ctx(t)
 	a := r.agent("dev-1")
-	v1 := r.release("1.0.0", 1)
-	if err := a.Cycle(ctx); err != nil || runningSHA(t, a) != v1 {
-		t.Fatalf("v1 not installed: %v", err)
-	}
+	testbed.CycleInstalls(t, a, r.release("1.0.0", 1), "installing v1")
 	root, tsID := r.rotateOnline("director", tufrepo.Timestamp)
 	if err := a.Cycle(ctx); err != nil {
 		t.Fatalf("refresh after the rotation: %v", err)
@@ -326,10 +288,5 @@ func TestRestartFinishesAnInterruptedKeySwitch(t *testing.T) {
 	}
 	v2 := r.release("2.0.0", 2)
 	signedBy[metadata.TimestampType](t, r.srv, root, "director/dev-1", tufrepo.Timestamp, tsID)
-	if err := a.Cycle(ctx); err != nil {
-		t.Fatalf("installing v2 after the restart: %v", err)
-	}
-	if got := runningSHA(t, a); got != v2 {
-		t.Fatalf("device runs %s, want v2 %s", got, v2)
-	}
+	testbed.CycleInstalls(t, a, v2, "installing v2 after the restart")
 }

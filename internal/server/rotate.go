@@ -125,15 +125,7 @@ func (s *Server) adoptKeysTx(ctx context.Context, tx *sql.Tx, repo string, chang
 		if !d.Decommissioned.IsZero() {
 			continue // a decommissioned device's director is no longer signed
 		}
-		var rel *store.Release
-		if d.Assigned != "" {
-			r, err := store.ReleaseTx(ctx, tx, d.Assigned)
-			if err != nil {
-				return err
-			}
-			rel = &r
-		}
-		if err := s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, directorRepo(d.ID), d.Assigned)); err != nil {
+		if err := s.reassignTx(ctx, tx, d); err != nil {
 			return fmt.Errorf("re-signing the director of %s: %w", d.ID, err)
 		}
 	}

@@ -92,25 +92,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	} else if !s.cfg.InsecureHTTP {
 		return fmt.Errorf("server: %w", ErrNoTLS)
 	}
-	hs := httpbound.Server(s.Handler(), s.cfg.Timeouts.Timeouts, tc)
 	go s.resignLoop(ctx)
-	errc := make(chan error, 1)
-	go func() {
-		if tc != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hs.Shutdown(sctx)
-		return nil
-	case err := <-errc:
+	if err := httpbound.Serve(ctx, ln, s.Handler(), s.cfg.Timeouts.Timeouts, tc); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	return nil
 }
 
 // uploadDeadline gives an authenticated artifact upload time for its

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztota/ztota/internal/boundedfile"
 	"github.com/ztota/ztota/internal/bundle"
 )
 
@@ -128,7 +129,7 @@ type loaded struct {
 }
 
 func (s *DirSlots) readState(name string) (loaded, error) {
-	b, err := s.readBounded(name, MaxStateBytes)
+	b, err := boundedfile.Read(s.path(name), MaxStateBytes)
 	if err != nil {
 		return loaded{}, err
 	}
@@ -204,7 +205,7 @@ func (s *DirSlots) verify(ctx context.Context, st State, slot string) error {
 	if !ok {
 		return fmt.Errorf("slot %s: %w", slot, ErrNotInstalled)
 	}
-	b, err := s.readBounded(manifestName(slot), MaxManifestBytes)
+	b, err := boundedfile.Read(s.path(manifestName(slot)), MaxManifestBytes)
 	if err != nil {
 		return &TamperedError{Slot: slot, Reason: fmt.Sprintf("manifest: %v", err)}
 	}

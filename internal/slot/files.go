@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,23 +83,6 @@ func (s *DirSlots) removeAll(name string) error {
 		}
 		return nil
 	})
-}
-
-// readBounded reads root/name, refusing files larger than max.
-func (s *DirSlots) readBounded(name string, max int64) ([]byte, error) {
-	f, err := os.Open(s.path(name))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("larger than %d bytes", max)
-	}
-	return b, nil
 }
 
 func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -24,11 +24,7 @@ func (s *Store) DeviceKey(ctx context.Context, id string) (ed25519.PublicKey, ti
 	if len(pk) != ed25519.PublicKeySize {
 		return nil, time.Time{}, fmt.Errorf("device %s has a malformed key", id)
 	}
-	var at time.Time
-	if dc != 0 {
-		at = time.Unix(dc, 0).UTC()
-	}
-	return ed25519.PublicKey(pk), at, nil
+	return ed25519.PublicKey(pk), optionalTime(dc), nil
 }
 
 // DecommissionDeviceTx marks a device decommissioned at now (a device
@@ -43,22 +39,9 @@ func DecommissionDeviceTx(ctx context.Context, tx *sql.Tx, id string, now time.T
 	if err != nil {
 		return d, nil, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT dd.deployment FROM deployment_devices dd JOIN deployments d ON dd.deployment=d.id
+	deps, err := queryAll(ctx, tx, scanString, `SELECT dd.deployment FROM deployment_devices dd JOIN deployments d ON dd.deployment=d.id
 		WHERE dd.device_id=? AND d.status=? AND dd.status IN (?, ?) ORDER BY dd.deployment`, id, DeployRunning, DevPending, DevAssigned)
 	if err != nil {
-		return d, nil, err
-	}
-	var deps []string
-	for rows.Next() {
-		var dep string
-		if err := rows.Scan(&dep); err != nil {
-			rows.Close()
-			return d, nil, err
-		}
-		deps = append(deps, dep)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return d, nil, err
 	}
 	for _, dep := range deps {
@@ -74,22 +57,9 @@ func DecommissionDeviceTx(ctx context.Context, tx *sql.Tx, id string, now time.T
 // halt: a commit or failure the device reports afterwards is its true
 // outcome there.
 func InterruptedDeploymentsTx(ctx context.Context, tx *sql.Tx, dev, target string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT d.id FROM deployments d JOIN deployment_devices dd ON dd.deployment=d.id
+	return queryAll(ctx, tx, scanString, `SELECT d.id FROM deployments d JOIN deployment_devices dd ON dd.deployment=d.id
 		WHERE dd.device_id=? AND d.target=? AND d.status=? AND dd.status=? AND dd.assigned_at<>0 ORDER BY d.id`,
 		dev, target, DeployHalted, DevCancelled)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // AssignedInRunningTx reports whether a running deployment currently

@@ -64,7 +64,7 @@ func CreateDeploymentTx(ctx context.Context, tx *sql.Tx, d Deployment, devs []De
 
 const deploymentCols = `id, target, waves, failure_threshold, wave, status, reason, created, updated`
 
-func scanDeployment(sc interface{ Scan(...any) error }) (Deployment, error) {
+func scanDeployment(sc rowScanner) (Deployment, error) {
 	var d Deployment
 	var w string
 	var c, u int64
@@ -91,20 +91,7 @@ func (s *Store) Deployment(ctx context.Context, id string) (Deployment, error) {
 
 // Deployments lists deployments, newest first.
 func (s *Store) Deployments(ctx context.Context) ([]Deployment, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+deploymentCols+` FROM deployments ORDER BY created DESC, id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Deployment
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanDeployment, `SELECT `+deploymentCols+` FROM deployments ORDER BY created DESC, id`)
 }
 
 // UpdateDeploymentTx saves wave, status and reason.
@@ -114,23 +101,12 @@ func UpdateDeploymentTx(ctx context.Context, tx *sql.Tx, d Deployment) error {
 }
 
 // DeploymentDevicesTx lists a deployment's devices in rollout order.
-func DeploymentDevicesTx(ctx context.Context, tx interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, id string) ([]DeploymentDevice, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT device_id, wave, status FROM deployment_devices WHERE deployment=? ORDER BY ord`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []DeploymentDevice
-	for rows.Next() {
+func DeploymentDevicesTx(ctx context.Context, tx querier, id string) ([]DeploymentDevice, error) {
+	return queryAll(ctx, tx, func(sc rowScanner) (DeploymentDevice, error) {
 		var d DeploymentDevice
-		if err := rows.Scan(&d.DeviceID, &d.Wave, &d.Status); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+		err := sc.Scan(&d.DeviceID, &d.Wave, &d.Status)
+		return d, err
+	}, `SELECT device_id, wave, status FROM deployment_devices WHERE deployment=? ORDER BY ord`, id)
 }
 
 // DeploymentDevices lists a deployment's devices.
@@ -150,21 +126,8 @@ func SetDeploymentDeviceTx(ctx context.Context, tx *sql.Tx, dep, dev, status str
 // ActiveDeploymentsForDeviceTx returns running deployments in which the
 // device is assigned the given target.
 func ActiveDeploymentsForDeviceTx(ctx context.Context, tx *sql.Tx, dev, target string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT d.id FROM deployments d JOIN deployment_devices dd ON dd.deployment=d.id
+	return queryAll(ctx, tx, scanString, `SELECT d.id FROM deployments d JOIN deployment_devices dd ON dd.deployment=d.id
 		WHERE dd.device_id=? AND d.target=? AND dd.status=? AND d.status=?`, dev, target, DevAssigned, DeployRunning)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // BusyDevicesTx returns, for each of the given devices that still waits

@@ -34,33 +34,17 @@ func HashToken(tok string) string {
 
 // DevicePublicKey returns a device's enrolled key.
 func (s *Store) DevicePublicKey(ctx context.Context, id string) (ed25519.PublicKey, error) {
-	var pk []byte
-	err := s.db.QueryRowContext(ctx, `SELECT public_key FROM devices WHERE id=?`, id).Scan(&pk)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: device %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(pk) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("device %s has a malformed key", id)
-	}
-	return ed25519.PublicKey(pk), nil
+	pk, _, err := s.DeviceKey(ctx, id)
+	return pk, err
 }
 
 const deviceCols = `id, public_key, hardware_id, grp, enrolled, last_seen, state, installed, assigned, decommissioned`
 
-func scanDevice(sc interface{ Scan(...any) error }) (Device, error) {
+func scanDevice(sc rowScanner) (Device, error) {
 	var d Device
 	var en, ls, dc int64
 	err := sc.Scan(&d.ID, &d.PublicKey, &d.HardwareID, &d.Group, &en, &ls, &d.State, &d.Installed, &d.Assigned, &dc)
-	d.Enrolled = time.Unix(en, 0).UTC()
-	if dc != 0 {
-		d.Decommissioned = time.Unix(dc, 0).UTC()
-	}
-	if ls != 0 {
-		d.LastSeen = time.Unix(ls, 0).UTC()
-	}
+	d.Enrolled, d.LastSeen, d.Decommissioned = time.Unix(en, 0).UTC(), optionalTime(ls), optionalTime(dc)
 	return d, err
 }
 
@@ -88,29 +72,14 @@ func (s *Store) Devices(ctx context.Context, group string) ([]Device, error) {
 // DevicesTx lists every device inside a transaction.
 func DevicesTx(ctx context.Context, tx *sql.Tx) ([]Device, error) { return devices(ctx, tx, "") }
 
-func devices(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, group string) ([]Device, error) {
+func devices(ctx context.Context, q querier, group string) ([]Device, error) {
 	query := `SELECT ` + deviceCols + ` FROM devices`
 	args := []any{}
 	if group != "" {
 		query += ` WHERE grp=?`
 		args = append(args, group)
 	}
-	rows, err := q.QueryContext(ctx, query+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, q, scanDevice, query+` ORDER BY id`, args...)
 }
 
 // SetAssigned records the target the director assigns to a device.

@@ -72,18 +72,5 @@ func (s *Store) MetaVersion(ctx context.Context, repo, role string, version int6
 
 // ExpiringRepos lists repos whose latest document of role expires before t.
 func (s *Store) ExpiringRepos(ctx context.Context, role string, before time.Time) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT repo FROM tuf_meta t WHERE role=? AND version=(SELECT MAX(version) FROM tuf_meta WHERE repo=t.repo AND role=t.role) AND expires < ?`, role, unix(before))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanString, `SELECT repo FROM tuf_meta t WHERE role=? AND version=(SELECT MAX(version) FROM tuf_meta WHERE repo=t.repo AND role=t.role) AND expires < ?`, role, unix(before))
 }

@@ -34,7 +34,7 @@ func PutReleaseTx(ctx context.Context, tx *sql.Tx, r Release) error {
 
 const releaseCols = `target, name, version, release_counter, hardware_ids, module, sha256, length, created`
 
-func scanRelease(sc interface{ Scan(...any) error }) (Release, error) {
+func scanRelease(sc rowScanner) (Release, error) {
 	var r Release
 	var hw string
 	var c int64
@@ -61,18 +61,5 @@ func ReleaseTx(ctx context.Context, q execer, ref string) (Release, error) {
 
 // Releases lists all releases, newest first.
 func (s *Store) Releases(ctx context.Context) ([]Release, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+releaseCols+` FROM releases ORDER BY created DESC, target`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Release
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, scanRelease, `SELECT `+releaseCols+` FROM releases ORDER BY created DESC, target`)
 }

@@ -77,21 +77,12 @@ func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, er
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq, time LIMIT ?`, id, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Report
-	for rows.Next() {
+	return queryAll(ctx, s.db, func(sc rowScanner) (Report, error) {
 		var r Report
 		var t, rc int64
-		if err := rows.Scan(&r.ID, &r.DeviceID, &r.Seq, &t, &r.State, &r.Target, &r.Version, &r.Progress, &r.Detail, &r.Payload, &r.Sig, &rc, &r.TimeFlag); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&r.ID, &r.DeviceID, &r.Seq, &t, &r.State, &r.Target, &r.Version, &r.Progress, &r.Detail, &r.Payload, &r.Sig, &rc, &r.TimeFlag)
 		r.Time = time.UnixMilli(t).UTC()
 		r.Received = time.UnixMilli(rc).UTC()
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return r, err
+	}, `SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq, time LIMIT ?`, id, limit)
 }

@@ -62,7 +62,7 @@ func (s *Store) CheckAPIToken(ctx context.Context, tok string, now time.Time) (s
 	return scope, nil
 }
 
-func scanToken(sc interface{ Scan(...any) error }) (APIToken, error) {
+func scanToken(sc rowScanner) (APIToken, error) {
 	var t APIToken
 	var hash string
 	var c, e, r int64
@@ -70,32 +70,17 @@ func scanToken(sc interface{ Scan(...any) error }) (APIToken, error) {
 		return t, err
 	}
 	t.ID = hash[:min(len(hash), TokenIDLen)]
-	t.Created = time.Unix(c, 0).UTC()
-	if e != 0 {
-		t.Expires = time.Unix(e, 0).UTC()
-	}
-	if r != 0 {
-		t.Revoked = time.Unix(r, 0).UTC()
-	}
+	t.Created, t.Expires, t.Revoked = time.Unix(c, 0).UTC(), optionalTime(e), optionalTime(r)
 	return t, nil
 }
 
 // APITokens lists every API token (without secrets), oldest first.
 func (s *Store) APITokens(ctx context.Context) ([]APIToken, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT hash, name, scope, created, expires, revoked FROM api_tokens ORDER BY created, hash`)
-	if err != nil {
-		return nil, err
+	out, err := queryAll(ctx, s.db, scanToken, `SELECT hash, name, scope, created, expires, revoked FROM api_tokens ORDER BY created, hash`)
+	if out == nil && err == nil {
+		out = []APIToken{} // listed as [], not null
 	}
-	defer rows.Close()
-	out := []APIToken{}
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 // RevokeAPIToken revokes the token with the given id at now. An unknown id

@@ -278,6 +278,36 @@ func (b *Bed) States(device string) []string {
 	return out
 }
 
+// Installed returns the sha256 of the release in the agent's committed
+// slot ("" for none); a slot still pending fails the test.
+func Installed(t testing.TB, a *agent.Agent) string {
+	t.Helper()
+	st, err := a.SlotState(Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending != "" {
+		t.Fatalf("a slot is still pending: %+v", st)
+	}
+	if st.Active == "" {
+		return ""
+	}
+	return st.Slots[st.Active].SHA256
+}
+
+// CycleInstalls runs an update cycle of the agent that must succeed and
+// leave the release with digest sha256 committed; when names the
+// situation in failure messages.
+func CycleInstalls(t testing.TB, a *agent.Agent, sha256, when string) {
+	t.Helper()
+	if err := a.Cycle(Ctx(t)); err != nil {
+		t.Fatalf("%s: the update cycle failed: %v", when, err)
+	}
+	if got := Installed(t, a); got != sha256 {
+		t.Fatalf("%s: the device runs %q, want %s", when, got, sha256)
+	}
+}
+
 // WaitFor polls cond every 50ms until it holds or d passes.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()

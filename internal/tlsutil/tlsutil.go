@@ -16,14 +16,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/ztota/ztota/internal/boundedfile"
 )
 
 // Validity of what Init-time code makes.
@@ -47,11 +47,7 @@ var (
 
 // NewCA makes a self-signed CA certificate and its key, both PEM.
 func NewCA(name string, now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
+	return issue(&x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             now.Add(-time.Hour),
@@ -60,16 +56,7 @@ func NewCA(name string, now time.Time) (certPEM, keyPEM []byte, err error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), nil
+	}, nil, nil)
 }
 
 // IssueServer makes a server certificate for hosts (DNS names or IP
@@ -80,10 +67,6 @@ func IssueServer(caCertPEM, caKeyPEM []byte, hosts []string, now time.Time) (cer
 		return nil, nil, err
 	}
 	caKey, err := parseKey(caKeyPEM)
-	if err != nil {
-		return nil, nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,7 +91,20 @@ func IssueServer(caCertPEM, caKeyPEM []byte, hosts []string, now time.Time) (cer
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	return issue(tmpl, ca, caKey)
+}
+
+// issue makes a new P-256 key and a certificate for it from tmpl, signed
+// by parentKey as parent, or self-signed when parent is nil; both PEM.
+func issue(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -151,33 +147,17 @@ func parseKey(data []byte) (*ecdsa.PrivateKey, error) {
 	return ek, nil
 }
 
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPEM+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxPEM {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxPEM)
-	}
-	return data, nil
-}
-
 // ServerConfig loads a certificate (chain) and key for a server: TLS 1.2
 // at least (1.3 is negotiated whenever the client offers it).
 func ServerConfig(certFile, keyFile string) (*tls.Config, error) {
 	if certFile == "" || keyFile == "" {
 		return nil, errors.New("both a TLS certificate and its key are needed (--tls-cert FILE --tls-key FILE)")
 	}
-	certPEM, err := readBounded(certFile)
+	certPEM, err := boundedfile.Read(certFile, maxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	keyPEM, err := readBounded(keyFile)
+	keyPEM, err := boundedfile.Read(keyFile, maxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("TLS key: %w", err)
 	}
@@ -195,7 +175,7 @@ func ClientConfig(caFile string) (*tls.Config, error) {
 	if caFile == "" {
 		return cfg, nil
 	}
-	data, err := readBounded(caFile)
+	data, err := boundedfile.Read(caFile, maxPEM)
 	if err != nil {
 		return nil, fmt.Errorf("pinned CA: %w", err)
 	}

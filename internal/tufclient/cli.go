@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztota/ztota/internal/atomicfile"
+	"github.com/ztota/ztota/internal/boundedfile"
 )
 
 // fakeTimeEnv is the variable the faketime wrapper sets for the child.
@@ -182,7 +183,7 @@ FAKETIME (as set by the faketime wrapper) moves the clock used for expiry.`,
 // initRoot copies the root file into dir as root.json, unchecked, as the
 // protocol asks; the first refresh verifies it.
 func initRoot(dir, rootFile string) error {
-	data, err := readBounded(rootFile, DefaultLimits().RootMaxLength)
+	data, err := boundedfile.Read(rootFile, DefaultLimits().RootMaxLength)
 	if err != nil {
 		return fmt.Errorf("read trusted root: %w", err)
 	}

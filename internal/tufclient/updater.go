@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/ztota/ztota/internal/boundedfile"
 )
 
 const (
@@ -239,7 +240,7 @@ func chooseRoot(bootstrap []byte, dir string, maxLen int64) ([]byte, error) {
 		}
 		bootVersion = r.Signed.Version
 	}
-	cached, err := readBounded(filepath.Join(dir, "root.json"), maxLen)
+	cached, err := boundedfile.Read(filepath.Join(dir, "root.json"), maxLen)
 	if err == nil {
 		if _, verr := trustedmetadata.New(cached); verr == nil {
 			if r, perr := metadata.Root().FromBytes(cached); perr == nil && r.Signed.Version >= bootVersion {
@@ -256,21 +257,4 @@ func chooseRoot(bootstrap []byte, dir string, maxLen int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoTrustedRoot, err)
 	}
 	return bootstrap, nil
-}
-
-// readBounded reads a whole file of at most maxLen bytes.
-func readBounded(path string, maxLen int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxLen+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > maxLen {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxLen)
-	}
-	return data, nil
 }

@@ -22,13 +22,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/ztota/ztota/internal/atomicfile"
 	"github.com/ztota/ztota/internal/attest"
+	"github.com/ztota/ztota/internal/boundedfile"
 	"github.com/ztota/ztota/internal/certverify"
 	"github.com/ztota/ztota/internal/strictjson"
 	"github.com/ztota/ztota/internal/translog"
@@ -66,20 +66,14 @@ type State struct {
 
 // Load reads the state at path; a missing file is the empty state.
 func Load(path string) (*State, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := boundedfile.Read(path, MaxSize)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return &State{Format: Format}, nil
-	}
-	if err != nil {
+	case errors.Is(err, boundedfile.ErrTooLarge):
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	case err != nil:
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, path, MaxSize)
 	}
 	return parse(data)
 }

@@ -2,109 +2,26 @@ package verifystate
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/ztota/ztota/internal/attest"
-	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/certverify"
+	"github.com/ztota/ztota/internal/certverify/certverifytest"
 	"github.com/ztota/ztota/internal/translog"
 )
 
-type fixture struct {
-	root     *certroot.Root
-	online   certroot.Online
-	log      *translog.Log
-	db       *sql.DB
-	now      time.Time
-	artifact string
-}
+// fixture is the shared certificate fixture.
+type fixture struct{ *certverifytest.Fixture }
 
-func newFixture(t *testing.T) *fixture {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "keys")
-	now := time.Now().UTC().Truncate(time.Second)
-	if err := certroot.Init(dir, certroot.Options{Now: now}); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte("artifact"))
-	f := &fixture{now: now, artifact: hex.EncodeToString(sum[:])}
-	var err error
-	if f.root, err = certroot.LoadCurrent(dir); err != nil {
-		t.Fatal(err)
-	}
-	if f.online, err = certroot.LoadOnline(dir); err != nil {
-		t.Fatal(err)
-	}
-	if f.db, err = sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "log.db")+"?_txlock=immediate"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.db.Close() })
-	origin, _ := f.root.LogOrigin()
-	signer, err := certroot.LogSigner(origin, f.online.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.log, err = translog.Open(f.db, origin, signer); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-// certificate signs and logs a passing certificate for the artifact.
-func (f *fixture) certificate(t *testing.T) ([]byte, *translog.Receipt) {
-	t.Helper()
-	r := attest.Result{Kind: attest.KindCertificate, Verdict: attest.VerdictPass, Issued: f.now, ValidUntil: f.now.Add(time.Hour), Components: 1}
-	r.Verifier.ID, r.Verifier.Version = "test-verifier", "1"
-	db := sha256.Sum256([]byte("db"))
-	r.DB.ID, r.Policy.Digest, r.Policy.Version = "sha256:"+hex.EncodeToString(db[:]), "sha256:"+hex.EncodeToString(db[:]), 1
-	r.Artifact.Name, r.Artifact.Size = "app", 1
-	env, err := attest.Sign([]attest.Subject{{Name: "app", SHA256: f.artifact}}, r, f.online.Certify)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	tx, err := f.db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := f.log.Append(ctx, tx, attest.KindCertificate, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := f.log.Receipt(ctx, idx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env, &rc
-}
-
-func (f *fixture) list(t *testing.T, version int64, entries ...attest.Revocation) []byte {
-	t.Helper()
-	b, err := attest.SignRevocations(attest.RevocationList{Version: version, Issued: f.now, Expires: f.now.Add(time.Hour),
-		Entries: entries}, f.online.Revoke)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func newFixture(t *testing.T) *fixture { return &fixture{certverifytest.New(t)} }
 
 // verify runs one stateful verification as `ztota verify --state` does.
 func (f *fixture) verify(t *testing.T, path string, env []byte, rc *translog.Receipt, list []byte) error {
 	t.Helper()
-	o := certverify.Options{Root: f.root, Now: f.now, ArtifactSHA256: f.artifact, Receipt: rc, Revocations: list}
+	o := certverify.Options{Root: f.Root, Now: f.Now, ArtifactSHA256: f.Artifact, Receipt: rc, Revocations: list}
 	return Update(path, func(s *State) error {
 		s.Apply(&o)
 		rep, err := certverify.Verify(env, o)
@@ -125,14 +42,14 @@ func (f *fixture) verify(t *testing.T, path string, env []byte, rc *translog.Rec
 // without any list the recorded version 2 still revokes it.
 func TestOlderRevocationListCannotUnrevoke(t *testing.T) {
 	f := newFixture(t)
-	env, rc := f.certificate(t)
-	v1 := f.list(t, 1)
-	v2 := f.list(t, 2, attest.Revocation{ArtifactSHA256: f.artifact, CertificateDigest: attest.DigestOf(env),
-		Advisories: []string{"GO-2025-0001"}, Time: f.now, Reason: "test"})
+	env, rc := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
+	v1 := f.Revocations(t, 1)
+	v2 := f.Revocations(t, 2, attest.Revocation{ArtifactSHA256: f.Artifact, CertificateDigest: attest.DigestOf(env),
+		Advisories: []string{"GO-2025-0001"}, Time: f.Now, Reason: "test"})
 	path := filepath.Join(t.TempDir(), "verify-state.json")
 
 	// Stateless, the rollback works: this is the attack.
-	if _, err := certverify.Verify(env, certverify.Options{Root: f.root, Now: f.now, ArtifactSHA256: f.artifact, Revocations: v1}); err != nil {
+	if _, err := certverify.Verify(env, certverify.Options{Root: f.Root, Now: f.Now, ArtifactSHA256: f.Artifact, Revocations: v1}); err != nil {
 		t.Fatalf("without state the old list is accepted as such: %v", err)
 	}
 
@@ -167,9 +84,9 @@ func TestOlderRevocationListCannotUnrevoke(t *testing.T) {
 // file is ErrCorrupt, not an empty state.
 func TestStateOnlyMovesForward(t *testing.T) {
 	f := newFixture(t)
-	env, rc := f.certificate(t)
+	env, rc := f.Issue(t, attest.KindCertificate, attest.VerdictPass)
 	path := filepath.Join(t.TempDir(), "state.json")
-	if err := f.verify(t, path, env, rc, f.list(t, 3)); err != nil {
+	if err := f.verify(t, path, env, rc, f.Revocations(t, 3)); err != nil {
 		t.Fatal(err)
 	}
 	st, err := Load(path)
