@@ -75,6 +75,11 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	err = s.tx(r.Context(), func(tx *sql.Tx) error {
 		var err error
 		dev, again, err = store.EnrollTx(r.Context(), tx, req.TokenID, store.Device{ID: req.DeviceID, HardwareID: req.HardwareID, PublicKey: req.PublicKey}, s.cfg.Now())
+		if err == nil && again && !dev.Decommissioned.IsZero() {
+			// The repeated request of a device revoked since (or its
+			// replay): no 201, which would say it is enrolled.
+			return errorf(http.StatusForbidden, "%v: %s may not enroll again", errDecommissioned, dev.ID)
+		}
 		if err != nil || again {
 			return err
 		}
@@ -87,6 +92,13 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, errorf(http.StatusConflict, "%v: ask the operator for a new token", err))
 		case errors.Is(err, store.ErrNotFound):
 			s.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
+		case errors.Is(err, store.ErrDuplicate):
+			// The id is taken (the token stays unused): say by what.
+			if d, derr := s.st.Device(r.Context(), req.DeviceID); derr == nil && !d.Decommissioned.IsZero() {
+				s.fail(w, r, errorf(http.StatusForbidden, "%v: %s may not enroll again", errDecommissioned, req.DeviceID))
+			} else {
+				s.fail(w, r, errorf(http.StatusConflict, "device %s is already enrolled (with another token); the token was not used", req.DeviceID))
+			}
 		default:
 			s.fail(w, r, err)
 		}
