@@ -98,3 +98,53 @@ func TestSlowDeviceBodyIsARequestTimeout(t *testing.T) {
 		t.Fatalf("slow device body answered %d %s, want 408", resp.StatusCode, bytes.TrimSpace(msg))
 	}
 }
+
+// TestSlowReuploadOfAStoredArtifactIsAClientError performs a slow body on
+// PUT /v1/artifacts/{sha} for an artifact the server already holds (an
+// integrator re-running a release on a bad link): the body stops half-way
+// and the upload bound passes. The answer is 400 naming the incomplete
+// body, as for a first upload; it used to be 500 "internal error".
+func TestSlowReuploadOfAStoredArtifactIsAClientError(t *testing.T) {
+	var dataDir string
+	addr, _ := startServer(t, func(c *server.Config) {
+		c.InsecureHTTP = true
+		c.Timeouts = server.Timeouts{Timeouts: httpbound.Timeouts{Body: time.Second}, Upload: time.Second}
+		dataDir = c.DataDir
+	})
+	admin, err := os.ReadFile(filepath.Join(dataDir, server.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(admin))
+	data := make([]byte, 4096)
+	rand.Read(data)
+	sha := sha256Hex(data)
+	req, _ := http.NewRequest("PUT", "http://"+addr+"/v1/artifacts/"+sha, bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("first upload: %d", resp.StatusCode)
+	}
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /v1/artifacts/%s HTTP/1.1\r\nHost: ota\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", sha, tok, len(data))
+	conn.Write(data[:len(data)/2]) // and nothing more
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the stalled upload within 30 s: %v", err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), "incomplete") {
+		t.Fatalf("stalled re-upload answered %d %s, want 400 naming the incomplete body", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+}
