@@ -72,12 +72,13 @@ func (s *Store) TouchDevice(ctx context.Context, id string, now time.Time) error
 	return err
 }
 
-// History returns a device's reports in order of sequence number.
+// History returns a device's newest reports (at most limit, 10,000 when
+// limit is 0 or larger) in order of sequence number.
 func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, error) {
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq, time LIMIT ?`, id, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT * FROM (SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq DESC, time DESC LIMIT ?) ORDER BY seq, time`, id, limit)
 	if err != nil {
 		return nil, err
 	}
