@@ -40,3 +40,45 @@ func TestHistoryLimitKeepsTheNewestReports(t *testing.T) {
 		t.Fatalf("whole history: %+v", h)
 	}
 }
+
+// TestReportsPerDeviceAreBounded performs a device flooding the server
+// with distinct reports (a stolen key posting its whole replay window of
+// full batches): past MaxReportsPerDevice the oldest of that device are
+// deleted, the newest kept, and another device's reports are untouched.
+// Before, every report was kept and one device could fill the disk.
+func TestReportsPerDeviceAreBounded(t *testing.T) {
+	st, ctx := open(t)
+	now := time.Now()
+	mk := func(dev string, seq uint64) store.Report {
+		id := fmt.Sprintf("%s-%d", dev, seq)
+		return store.Report{ID: id, DeviceID: dev, Seq: seq, Time: now, State: "idle", Payload: []byte(id), Sig: []byte("s")}
+	}
+	add := func(rs []store.Report) {
+		if err := st.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := store.AddReportsTx(ctx, tx, rs, now)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add([]store.Report{mk("quiet", 1), mk("quiet", 2)})
+	total := store.MaxReportsPerDevice + 130
+	var batch []store.Report
+	for seq := 1; seq <= total; seq++ {
+		batch = append(batch, mk("flood", uint64(seq)))
+		if len(batch) == 64 || seq == total {
+			add(batch)
+			batch = nil
+		}
+	}
+	h, err := st.History(ctx, "flood", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != store.MaxReportsPerDevice || h[0].Seq != uint64(total-store.MaxReportsPerDevice+1) || h[len(h)-1].Seq != uint64(total) {
+		t.Fatalf("flooding device keeps %d reports (seq %d..%d), want the newest %d", len(h), h[0].Seq, h[len(h)-1].Seq, store.MaxReportsPerDevice)
+	}
+	if q, _ := st.History(ctx, "quiet", 0); len(q) != 2 {
+		t.Fatalf("the other device's history: %d reports, want 2", len(q))
+	}
+}
