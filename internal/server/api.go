@@ -418,7 +418,13 @@ func (s *Server) handleEnrollToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "group must be 1-128 of [A-Za-z0-9._+-]"))
 		return
 	}
-	if req.TTLSeconds <= 0 || req.TTLSeconds > 30*24*3600 {
+	const maxEnrollTTL = 30 * 24 * 3600
+	if req.TTLSeconds < 0 || req.TTLSeconds > maxEnrollTTL {
+		// Never a silent 24 h instead of what the operator asked.
+		s.fail(w, r, errorf(http.StatusBadRequest, "ttl_seconds must be between 1 and %d (30 days; 0 for the default of 24 h)", maxEnrollTTL))
+		return
+	}
+	if req.TTLSeconds == 0 {
 		req.TTLSeconds = 24 * 3600
 	}
 	tok := NewToken()

@@ -85,3 +85,27 @@ func TestEnrollWithAnEnrolledDeviceIDSaysSo(t *testing.T) {
 		t.Errorf("message %q, want it to say %q", a.errMsg(), want)
 	}
 }
+
+// TestEnrollTokenTTLOutOfRangeIsRefused performs 'ztota token enroll
+// --ttl 1000h' and '--ttl -5h': both used to be answered 201 with a token
+// valid 24 hours, silently. Now a lifetime outside 1 s to 30 days is 400
+// saying the range and no token is made; 0 still means the default.
+func TestEnrollTokenTTLOutOfRangeIsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	before := countRows(t, e.Server.Store(), "enroll_tokens")
+	for _, ttl := range []string{"-18000", "3600000"} {
+		a := e.api(t, "POST", "/v1/enroll-tokens", []byte(`{"group":"g","ttl_seconds":`+ttl+`}`))
+		wantRefused(t, "ttl_seconds "+ttl, a, http.StatusBadRequest)
+		if !strings.Contains(a.errMsg(), "ttl_seconds must be between 1 and 2592000") {
+			t.Errorf("ttl_seconds %s: message %q", ttl, a.errMsg())
+		}
+	}
+	if n := countRows(t, e.Server.Store(), "enroll_tokens"); n != before {
+		t.Fatalf("%d enrollment tokens made by refused requests", n-before)
+	}
+	var out struct{ Expires time.Time }
+	a := e.api(t, "POST", "/v1/enroll-tokens", []byte(`{"group":"g","ttl_seconds":0}`))
+	if a.code != http.StatusCreated || json.Unmarshal(a.body, &out) != nil || out.Expires.Sub(e.clk.Now()) != 24*time.Hour {
+		t.Fatalf("ttl_seconds 0: %s, want 201 with the 24 h default", a)
+	}
+}
