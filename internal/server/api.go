@@ -310,6 +310,24 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 		rels = append(rels, store.Release{Target: p, Name: im.Name, Version: im.Version, ReleaseCounter: im.ReleaseCounter,
 			HardwareIDs: im.HardwareIDs, Module: im.Module, SHA256: hexsha, Length: tf.Length})
 	}
+	// A running deployment's target must stay signed: without it every
+	// device of the deployment refuses its director (the repositories
+	// disagree) and the deployment waits for ever.
+	deps, err := s.st.Deployments(ctx)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	listed := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		listed[p] = true
+	}
+	for _, d := range deps {
+		if d.Status == store.DeployRunning && !listed[d.Target] {
+			s.fail(w, r, errorf(http.StatusConflict, "target %s is deployed by running deployment %s: keep it in the targets, or halt the deployment first (ztota deploy halt %s)", d.Target, d.ID, d.ID))
+			return
+		}
+	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		for _, rel := range rels {
 			if err := store.PutReleaseTx(ctx, tx, rel); err != nil {
