@@ -141,7 +141,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 	}
 	tr.ResponseHeaderTimeout = time.Duration(cfg.HTTPTimeout)
 	a.plain = &http.Client{Transport: tr, Timeout: time.Duration(cfg.HTTPTimeout)}
-	signed := &devauth.Transport{Base: tr, DeviceID: cfg.DeviceID, Key: priv}
+	// ServerClock: a device clock off by more than devauth.MaxSkew (no
+	// real-time clock, drift) must not lock the device out for ever.
+	signed := &devauth.Transport{Base: tr, DeviceID: cfg.DeviceID, Key: priv, ServerClock: true}
 	a.meta = &http.Client{Transport: signed, Timeout: time.Duration(cfg.HTTPTimeout)}
 	a.bulk = &http.Client{Transport: signed}
 	return a, nil

@@ -7,7 +7,9 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,6 +59,10 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, le
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
+		var ua x509.UnknownAuthorityError
+		if errors.As(err, &ua) {
+			return fmt.Errorf("contacting the server at %s: %w (pass --ca FILE or set ZTOTA_CA: the CA of the server's certificate, online/tls/ca.pem of 'ztota keys init')", c.BaseURL, err)
+		}
 		return fmt.Errorf("contacting the server at %s: %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
@@ -70,6 +76,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, le
 		}
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
+		}
+		if resp.StatusCode == http.StatusBadRequest && strings.HasPrefix(c.BaseURL, "http://") && strings.Contains(e.Error, "HTTP request to an HTTPS server") {
+			e.Error += " (the server speaks TLS: use an https:// URL)"
 		}
 		return &APIError{Status: resp.StatusCode, Message: e.Error}
 	}

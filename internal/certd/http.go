@@ -137,6 +137,7 @@ func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	mr := multipart.NewReader(r.Body, params["boundary"])
 	var name string
 	var sbom []byte
+	seen := map[string]bool{}
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
@@ -147,6 +148,13 @@ func (s *Service) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, errorf(http.StatusBadRequest, "malformed multipart body: %v", err))
 			return
 		}
+		// A part given twice is ambiguous (which one counts?), as a JSON
+		// key given twice: refused, never the last one silently.
+		if seen[p.FormName()] {
+			s.fail(w, r, errorf(http.StatusBadRequest, "part %q given more than once", p.FormName()))
+			return
+		}
+		seen[p.FormName()] = true
 		switch p.FormName() {
 		case "name":
 			b, err := io.ReadAll(io.LimitReader(p, MaxNameLen+1))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,17 @@ type Transport struct {
 	Key      ed25519.PrivateKey
 	Now      func() time.Time // nil means time.Now
 	MaxBody  int64            // 0 means DefaultMaxBody
+	// ServerClock makes the transport follow the server's clock when the
+	// device's is off by more than MaxSkew (a device without a real-time
+	// clock, or one that drifted): a request refused with 401 whose Date
+	// header is more than MaxSkew from the signed time is signed again
+	// once with the server's time, and later requests keep that offset.
+	// Only the time in the signature moves, never the clock TUF checks
+	// expiry with; a forged Date (plain HTTP) gets requests refused until
+	// the next real 401 corrects it, as an on-path attacker could anyway.
+	ServerClock bool
+
+	offset atomic.Int64 // nanoseconds added to Now when ServerClock is set
 }
 
 // RoundTrip signs a copy of req and sends it with Base. The original
@@ -50,22 +62,46 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.Now != nil {
 		now = t.Now
 	}
-	out := req.Clone(req.Context())
-	out.Header = req.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
-	if body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		out.ContentLength = int64(len(body))
-	}
-	Sign(out, t.DeviceID, t.Key, now(), body)
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return base.RoundTrip(out)
+	send := func() (*http.Response, time.Time, error) {
+		out := req.Clone(req.Context())
+		out.Header = req.Header.Clone()
+		if out.Header == nil {
+			out.Header = make(http.Header)
+		}
+		if body != nil {
+			out.Body = io.NopCloser(bytes.NewReader(body))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			out.ContentLength = int64(len(body))
+		}
+		signed := now()
+		if t.ServerClock {
+			signed = signed.Add(time.Duration(t.offset.Load()))
+		}
+		Sign(out, t.DeviceID, t.Key, signed, body)
+		resp, err := base.RoundTrip(out)
+		return resp, signed, err
+	}
+	resp, signed, err := send()
+	if err != nil || !t.ServerClock || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	server, derr := http.ParseTime(resp.Header.Get("Date"))
+	if derr != nil {
+		return resp, nil
+	}
+	if d := server.Sub(signed); d <= MaxSkew && d >= -MaxSkew {
+		return resp, nil // refused for another reason than the clock
+	}
+	// The device's clock is off: sign again, once, with the server's.
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	t.offset.Store(int64(server.Sub(now())))
+	resp, _, err = send()
+	return resp, err
 }
 
 // readBody reads and closes req.Body, bounded by MaxBody. It returns nil for

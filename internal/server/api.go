@@ -75,6 +75,11 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	err = s.tx(r.Context(), func(tx *sql.Tx) error {
 		var err error
 		dev, again, err = store.EnrollTx(r.Context(), tx, req.TokenID, store.Device{ID: req.DeviceID, HardwareID: req.HardwareID, PublicKey: req.PublicKey}, s.cfg.Now())
+		if err == nil && again && !dev.Decommissioned.IsZero() {
+			// The repeated request of a device revoked since (or its
+			// replay): no 201, which would say it is enrolled.
+			return errorf(http.StatusForbidden, "%v: %s may not enroll again", errDecommissioned, dev.ID)
+		}
 		if err != nil || again {
 			return err
 		}
@@ -87,6 +92,13 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, errorf(http.StatusConflict, "%v: ask the operator for a new token", err))
 		case errors.Is(err, store.ErrNotFound):
 			s.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
+		case errors.Is(err, store.ErrDuplicate):
+			// The id is taken (the token stays unused): say by what.
+			if d, derr := s.st.Device(r.Context(), req.DeviceID); derr == nil && !d.Decommissioned.IsZero() {
+				s.fail(w, r, errorf(http.StatusForbidden, "%v: %s may not enroll again", errDecommissioned, req.DeviceID))
+			} else {
+				s.fail(w, r, errorf(http.StatusConflict, "device %s is already enrolled (with another token); the token was not used", req.DeviceID))
+			}
 		default:
 			s.fail(w, r, err)
 		}
@@ -298,6 +310,24 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 		rels = append(rels, store.Release{Target: p, Name: im.Name, Version: im.Version, ReleaseCounter: im.ReleaseCounter,
 			HardwareIDs: im.HardwareIDs, Module: im.Module, SHA256: hexsha, Length: tf.Length})
 	}
+	// A running deployment's target must stay signed: without it every
+	// device of the deployment refuses its director (the repositories
+	// disagree) and the deployment waits for ever.
+	deps, err := s.st.Deployments(ctx)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	listed := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		listed[p] = true
+	}
+	for _, d := range deps {
+		if d.Status == store.DeployRunning && !listed[d.Target] {
+			s.fail(w, r, errorf(http.StatusConflict, "target %s is deployed by running deployment %s: keep it in the targets, or halt the deployment first (ztota deploy halt %s)", d.Target, d.ID, d.ID))
+			return
+		}
+	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		for _, rel := range rels {
 			if err := store.PutReleaseTx(ctx, tx, rel); err != nil {
@@ -406,7 +436,13 @@ func (s *Server) handleEnrollToken(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, "group must be 1-128 of [A-Za-z0-9._+-]"))
 		return
 	}
-	if req.TTLSeconds <= 0 || req.TTLSeconds > 30*24*3600 {
+	const maxEnrollTTL = 30 * 24 * 3600
+	if req.TTLSeconds < 0 || req.TTLSeconds > maxEnrollTTL {
+		// Never a silent 24 h instead of what the operator asked.
+		s.fail(w, r, errorf(http.StatusBadRequest, "ttl_seconds must be between 1 and %d (30 days; 0 for the default of 24 h)", maxEnrollTTL))
+		return
+	}
+	if req.TTLSeconds == 0 {
 		req.TTLSeconds = 24 * 3600
 	}
 	tok := NewToken()

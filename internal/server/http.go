@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -186,6 +187,10 @@ func (s *Server) device(maxBody int64, replay *devauth.ReplayGuard, h http.Handl
 			} else if errors.Is(err, devauth.ErrReplayCacheFull) {
 				code = http.StatusServiceUnavailable // 5xx: the device's outbox retries, never drops the batch
 				w.Header().Set("Retry-After", strconv.Itoa(int(devauth.MaxSkew/time.Second)))
+			} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				// The body did not arrive within the bound: the client's
+				// fault (408, retried by the agent), not the server's.
+				code = http.StatusRequestTimeout
 			} else if !errors.Is(err, devauth.ErrMissingAuth) && !errors.Is(err, devauth.ErrMalformedAuth) &&
 				!errors.Is(err, devauth.ErrStale) && !errors.Is(err, devauth.ErrBadSignature) && !errors.Is(err, devauth.ErrUnknownDevice) {
 				s.fail(w, r, err)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/keys"
@@ -76,7 +78,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 
 func printable(s string) bool {
 	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
+		// Controls (C0, DEL and the C1 range, where U+009B starts a
+		// terminal escape sequence) and format characters (bidi
+		// overrides, zero-width) would make 'ztota token list' show
+		// another text than the one stored.
+		if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) || c == utf8.RuneError {
 			return false
 		}
 	}

@@ -26,8 +26,12 @@ func (s *Store) PutArtifact(ctx context.Context, r io.Reader, length int64, want
 	}
 	final := s.ArtifactPath(wantSHA)
 	if fi, err := os.Stat(final); err == nil && fi.Size() == length {
-		_, err := io.Copy(io.Discard, io.LimitReader(r, length))
-		return err
+		// Already stored: the body is drained, and a sender's broken or
+		// stalled body is its fault, as for a first upload.
+		if n, err := io.Copy(io.Discard, io.LimitReader(r, length)); err != nil {
+			return fmt.Errorf("%w: received %d of %d bytes: %v", ErrIncomplete, n, length, err)
+		}
+		return nil
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(final), ".upload-*")
 	if err != nil {

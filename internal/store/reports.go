@@ -31,9 +31,48 @@ const (
 	TimeBeforeEnrollment = "before-enrollment"
 )
 
+// MaxReportsPerDevice is how many reports the server keeps per device:
+// past it the oldest go, so that one device (a bug, or a stolen key
+// posting its full replay window of 64-report batches) cannot fill the
+// server's disk for every device. Deployments count each report as it
+// arrives; only the history shown is shortened.
+const MaxReportsPerDevice = 10000
+
 // AddReportsTx appends reports; a report whose id is already stored is
-// skipped (idempotent). It returns the reports that were new.
+// skipped (idempotent). It returns the reports that were new. A device's
+// reports beyond MaxReportsPerDevice are deleted, oldest first.
 func AddReportsTx(ctx context.Context, tx *sql.Tx, rs []Report, now time.Time) ([]Report, error) {
+	added, err := addReportsTx(ctx, tx, rs, now)
+	if err != nil {
+		return nil, err
+	}
+	pruned := map[string]bool{}
+	for _, r := range added {
+		if pruned[r.DeviceID] {
+			continue
+		}
+		pruned[r.DeviceID] = true
+		if err := pruneReportsTx(ctx, tx, r.DeviceID, MaxReportsPerDevice); err != nil {
+			return nil, err
+		}
+	}
+	return added, nil
+}
+
+// pruneReportsTx keeps the newest keep reports of a device.
+func pruneReportsTx(ctx context.Context, tx *sql.Tx, device string, keep int) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM reports WHERE device_id=?`, device).Scan(&n); err != nil {
+		return err
+	}
+	if n <= keep {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM reports WHERE device_id=? AND id IN (SELECT id FROM reports WHERE device_id=? ORDER BY seq DESC, time DESC LIMIT -1 OFFSET ?)`, device, device, keep)
+	return err
+}
+
+func addReportsTx(ctx context.Context, tx *sql.Tx, rs []Report, now time.Time) ([]Report, error) {
 	var added []Report
 	for _, r := range rs {
 		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO reports (id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
@@ -72,7 +111,8 @@ func (s *Store) TouchDevice(ctx context.Context, id string, now time.Time) error
 	return err
 }
 
-// History returns a device's reports in order of sequence number.
+// History returns a device's newest reports (at most limit, 10,000 when
+// limit is 0 or larger) in order of sequence number.
 func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, error) {
 	if limit <= 0 || limit > 10000 {
 		limit = 10000
@@ -84,5 +124,5 @@ func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, er
 		r.Time = time.UnixMilli(t).UTC()
 		r.Received = time.UnixMilli(rc).UTC()
 		return r, err
-	}, `SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq, time LIMIT ?`, id, limit)
+	}, `SELECT * FROM (SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq DESC, time DESC LIMIT ?) ORDER BY seq, time`, id, limit)
 }
