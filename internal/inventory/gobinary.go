@@ -73,6 +73,9 @@ func (c *collector) goBinary(r io.ReaderAt, loc string) error {
 		x.GOOS, x.GOARCH = goos, goarch
 		return x
 	}
+	if err := c.goSymbols(r, bi, loc); err != nil {
+		return err
+	}
 	if v, ok := StdlibVersion(bi.GoVersion); ok {
 		if err := c.add(goComponent(StdlibName, v, loc)); err != nil {
 			return err
@@ -113,6 +116,28 @@ func (c *collector) goBinary(r io.ReaderAt, loc string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// goSymbols reads the functions linked into the binary for
+// symbol-level matching and files them under loc. A binary without a
+// usable table is noted (its findings all count as present); a corrupt or
+// hostile table is refused with an error wrapping ErrMalformed and
+// ErrSymbolTable.
+func (c *collector) goSymbols(r io.ReaderAt, bi *debug.BuildInfo, loc string) error {
+	syms, err := readGoSymbols(r, bi)
+	var none errNoSymbolInfo
+	switch {
+	case errors.As(err, &none):
+		c.note("%s: %s; every finding of this binary counts as present", loc, none.why)
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: %s: %w", ErrMalformed, loc, err)
+	}
+	if c.symbols == nil {
+		c.symbols = map[string]*vulnref.Symbols{}
+	}
+	c.symbols[loc] = syms
 	return nil
 }
 
