@@ -93,6 +93,14 @@ func setLevel(f *vulnref.Finding, c vulnref.Component, hits []*affected, s *vuln
 		f.Symbols = append(f.Symbols, k)
 	}
 	sort.Strings(f.Symbols)
+	f.Symbols = capSymbols(f.Symbols)
+}
+
+func capSymbols(s []string) []string {
+	if len(s) > vulnref.MaxFindingSymbols {
+		return s[:vulnref.MaxFindingSymbols]
+	}
+	return s
 }
 
 // mergeLevel folds the level of a duplicate finding g into f: present
@@ -114,4 +122,5 @@ func mergeLevel(f *vulnref.Finding, g vulnref.Finding) {
 		}
 	}
 	sort.Strings(f.Symbols)
+	f.Symbols = capSymbols(f.Symbols)
 }

@@ -127,6 +127,10 @@ func (s *Symbols) Count() int {
 	return n
 }
 
+// MaxFindingSymbols bounds Finding.Symbols; a finding with more vulnerable
+// symbols present lists the first ones (sorted).
+const MaxFindingSymbols = 1000
+
 // Finding levels for Go components (Finding.Level).
 const (
 	// LevelPresent: a vulnerable symbol of an affected package is linked
