@@ -134,11 +134,34 @@ func (c *collector) goSymbols(r io.ReaderAt, bi *debug.BuildInfo, loc string) er
 	case err != nil:
 		return fmt.Errorf("%w: %s: %w", ErrMalformed, loc, err)
 	}
+	aliasReplacedPackages(syms, bi)
 	if c.symbols == nil {
 		c.symbols = map[string]*vulnref.Symbols{}
 	}
 	c.symbols[loc] = syms
 	return nil
+}
+
+// aliasReplacedPackages files the packages of a module replaced by a
+// module of another path under the replacement's path too: the binary
+// names them by the import path the code used, while the component (and
+// so the advisories matched) is the replacement module.
+func aliasReplacedPackages(syms *vulnref.Symbols, bi *debug.BuildInfo) {
+	for _, d := range bi.Deps {
+		if d == nil || d.Replace == nil || isLocalReplacement(d.Replace) || d.Replace.Path == d.Path || d.Path == "" {
+			continue
+		}
+		from, to := d.Path, d.Replace.Path
+		for pkg, m := range syms.Packages {
+			if pkg != from && !strings.HasPrefix(pkg, from+"/") {
+				continue
+			}
+			alias := to + strings.TrimPrefix(pkg, from)
+			if _, exists := syms.Packages[alias]; !exists {
+				syms.Packages[alias] = m
+			}
+		}
+	}
 }
 
 // readBuildInfo runs debug/buildinfo, turning a panic on a hostile

@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/ztota/ztota/internal/vulnref"
 )
 
 // TestGoSymbolsListed reads the function table of the test program: its
@@ -286,4 +289,29 @@ func FuzzGoSymbols(f *testing.F) {
 			t.Fatalf("%d symbols from %d functions", syms.Count(), p.nfunc)
 		}
 	})
+}
+
+// TestGoSymbolsOfReplacedModule: a module replaced by a module of another
+// path is matched under the replacement's path, so its packages, named in
+// the binary by the original import path, are listed under that path too
+// (otherwise an advisory for the replacement would be wrongly module-only).
+func TestGoSymbolsOfReplacedModule(t *testing.T) {
+	syms := &vulnref.Symbols{Packages: map[string]map[string]struct{}{
+		"example.com/orig/p":   {"F": {}},
+		"example.com/orig":     {"G": {}},
+		"example.com/original": {"H": {}},
+	}}
+	bi := &debug.BuildInfo{Deps: []*debug.Module{
+		{Path: "example.com/orig", Version: "v1.0.0", Replace: &debug.Module{Path: "example.com/fork", Version: "v1.0.1"}},
+		{Path: "example.com/local", Version: "v1.0.0", Replace: &debug.Module{Path: "./local"}},
+	}}
+	aliasReplacedPackages(syms, bi)
+	for _, w := range [][2]string{{"example.com/fork/p", "F"}, {"example.com/fork", "G"}, {"example.com/orig/p", "F"}} {
+		if !syms.Has(w[0], w[1]) {
+			t.Errorf("%s.%s not listed", w[0], w[1])
+		}
+	}
+	if syms.HasPackage("example.com/forkinal") || len(syms.Packages) != 5 {
+		t.Errorf("packages %v: a path that only shares a prefix was aliased", syms.Packages)
+	}
 }
