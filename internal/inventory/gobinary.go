@@ -134,6 +134,12 @@ func (c *collector) goSymbols(r io.ReaderAt, bi *debug.BuildInfo, loc string) er
 	case err != nil:
 		return fmt.Errorf("%w: %s: %w", ErrMalformed, loc, err)
 	}
+	n := syms.Count()
+	if c.symbolCount+n > maxInventorySymbols {
+		c.note("%s: the artifact's Go binaries hold more than %d symbols in all; this one is not read at symbol level and every finding of it counts as present", loc, maxInventorySymbols)
+		return nil
+	}
+	c.symbolCount += n
 	aliasReplacedPackages(syms, bi)
 	if c.symbols == nil {
 		c.symbols = map[string]*vulnref.Symbols{}
@@ -141,6 +147,9 @@ func (c *collector) goSymbols(r io.ReaderAt, bi *debug.BuildInfo, loc string) er
 	c.symbols[loc] = syms
 	return nil
 }
+
+// maxInventorySymbols is MaxInventorySymbols; tests lower it.
+var maxInventorySymbols = MaxInventorySymbols
 
 // aliasReplacedPackages files the packages of a module replaced by a
 // module of another path under the replacement's path too: the binary

@@ -21,8 +21,12 @@ import (
 const (
 	// MaxGoFuncs bounds the functions the table may declare.
 	MaxGoFuncs = 2_000_000
-	// MaxGoSymbols bounds the distinct package.symbol names kept.
+	// MaxGoSymbols bounds the distinct package.symbol names of one binary.
 	MaxGoSymbols = 2_000_000
+	// MaxInventorySymbols bounds the symbols kept for all the Go binaries
+	// of one artifact (about 100 bytes of memory each); binaries past it
+	// are matched without symbol-level precision.
+	MaxInventorySymbols = 1_000_000
 	// MaxGoSymbolName bounds the length of one function name.
 	MaxGoSymbolName = 64 << 10
 	// MaxGoInline bounds the inlined calls of one function.

@@ -315,3 +315,31 @@ func TestGoSymbolsOfReplacedModule(t *testing.T) {
 		t.Errorf("packages %v: a path that only shares a prefix was aliased", syms.Packages)
 	}
 }
+
+// TestGoSymbolsBudgetPerArtifact: a bundle whose Go binaries hold more
+// symbols in all than the budget keeps the first binaries' symbols and
+// reads the rest without symbol-level precision (noted), instead of
+// holding every table in memory.
+func TestGoSymbolsBudgetPerArtifact(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the host builds no ELF binary")
+	}
+	bin := readFile(t, testBinary(t, "", ""))
+	inv, err := inventoryOf(bin, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := inv.Symbols[LocationArtifact].Count()
+	defer func(v int) { maxInventorySymbols = v }(maxInventorySymbols)
+	maxInventorySymbols = n + n/2
+	inv, err = inventoryOf(makeTar(t, true, entry{name: "bin/a", body: bin}, entry{name: "bin/b", body: bin}), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Symbols["bin/a"] == nil || inv.Symbols["bin/b"] != nil {
+		t.Errorf("symbols kept for %v, want bin/a only", len(inv.Symbols))
+	}
+	if !hasNote(inv.Notes, "bin/b", "symbols in all", "counts as present") {
+		t.Errorf("no note about the budget in %q", inv.Notes)
+	}
+}

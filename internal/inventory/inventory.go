@@ -181,6 +181,7 @@ type collector struct {
 	lim          Limits
 	comps        []vulnref.Component
 	symbols      map[string]*vulnref.Symbols
+	symbolCount  int
 	notes        []string
 	droppedNotes int
 }
