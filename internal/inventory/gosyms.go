@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"debug/elf"
 	"debug/gosym"
+	"debug/macho"
+	"debug/pe"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,7 +65,8 @@ type errNoSymbolInfo struct{ why string }
 
 func (e errNoSymbolInfo) Error() string { return e.why }
 
-// readGoSymbols reads the functions linked into the Go ELF executable r,
+// readGoSymbols reads the functions linked into the Go executable r (ELF,
+// Mach-O or PE),
 // inlined ones included, as govulncheck's binary mode does: every function
 // of the pclntab and every entry of each function's inline tree, named
 // package path and symbol ("Type.Method" for methods, pointer receivers
@@ -79,25 +82,32 @@ func readGoSymbols(r io.ReaderAt, bi *debug.BuildInfo) (syms *vulnref.Symbols, e
 		}
 	}()
 	var head [4]byte
-	if _, err := r.ReadAt(head[:], 0); err != nil || !bytes.Equal(head[:], []byte{0x7f, 'E', 'L', 'F'}) {
-		return nil, errNoSymbolInfo{"not an ELF executable: symbol-level matching is only done for ELF"}
+	if _, err := r.ReadAt(head[:], 0); err != nil {
+		return nil, errNoSymbolInfo{"executable too short"}
 	}
-	f, err := elf.NewFile(r)
+	// No table read is larger than the executable itself, whatever its
+	// headers claim.
+	lim := DefaultLimits().MaxEntryBytes
+	if sz, ok := r.(interface{ Size() int64 }); ok && sz.Size() < lim {
+		lim = sz.Size()
+	}
+	var exe goExe
+	switch {
+	case bytes.Equal(head[:], []byte{0x7f, 'E', 'L', 'F'}):
+		exe, err = openELF(r, lim)
+	case bytes.HasPrefix(head[:], []byte("MZ")):
+		exe, err = openPE(r, lim)
+	default:
+		exe, err = openMachO(r, lim)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: ELF headers: %v", ErrSymbolTable, err)
+		return nil, err
 	}
-	sec := f.Section(".gopclntab")
-	if sec == nil || sec.Type == elf.SHT_NOBITS {
-		return nil, errNoSymbolInfo{"no .gopclntab section"}
-	}
-	if sec.Size > uint64(DefaultLimits().MaxEntryBytes) {
-		return nil, fmt.Errorf("%w: .gopclntab of %d bytes", ErrSymbolTable, sec.Size)
-	}
-	data, err := sec.Data()
+	data, err := exe.pclntab()
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading .gopclntab: %v", ErrSymbolTable, err)
+		return nil, err
 	}
-	t, err := parsePCLN(data, f.ByteOrder)
+	t, err := parsePCLN(data, exe.order())
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +118,7 @@ func readGoSymbols(r io.ReaderAt, bi *debug.BuildInfo) (syms *vulnref.Symbols, e
 	if t.version == pclnGo118 {
 		name = "go.func.*"
 	}
-	gofunc, err := elfGoFunc(f, name)
+	gofunc, err := exe.symbolData(name)
 	if err != nil {
 		return nil, err
 	}
@@ -126,12 +136,61 @@ type goFuncData struct {
 	size int64 // bytes readable from off within its segment
 }
 
-// elfGoFunc locates the named symbol's data in the file.
-func elfGoFunc(f *elf.File, name string) (goFuncData, error) {
-	symtab, err := f.Symbols()
+// goExe is what the reader needs from an executable format.
+type goExe interface {
+	order() binary.ByteOrder
+	// pclntab returns the function table's bytes, or errNoSymbolInfo.
+	pclntab() ([]byte, error)
+	// symbolData locates the named symbol's data, or errNoSymbolInfo
+	// when the symbol table was stripped.
+	symbolData(name string) (goFuncData, error)
+}
+
+var errStripped = errNoSymbolInfo{"symbol table stripped: inlined functions cannot be listed"}
+
+// readSection reads n bytes at off of a section, at most lim.
+func readSection(r io.ReaderAt, off, n uint64, lim int64, what string) ([]byte, error) {
+	if n > uint64(lim) {
+		return nil, fmt.Errorf("%w: %s of %d bytes", ErrSymbolTable, what, n)
+	}
+	b := make([]byte, n)
+	if off > 1<<62 {
+		return nil, fmt.Errorf("%w: %s offset %d", ErrSymbolTable, what, off)
+	}
+	if _, err := r.ReadAt(b, int64(off)); err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %v", ErrSymbolTable, what, err)
+	}
+	return b, nil
+}
+
+type elfExe struct {
+	f   *elf.File
+	lim int64
+}
+
+func openELF(r io.ReaderAt, lim int64) (goExe, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ELF headers: %v", ErrSymbolTable, err)
+	}
+	return elfExe{f, lim}, nil
+}
+
+func (x elfExe) order() binary.ByteOrder { return x.f.ByteOrder }
+
+func (x elfExe) pclntab() ([]byte, error) {
+	sec := x.f.Section(".gopclntab")
+	if sec == nil || sec.Type == elf.SHT_NOBITS {
+		return nil, errNoSymbolInfo{"no .gopclntab section"}
+	}
+	return readSection(sec, 0, sec.Size, x.lim, ".gopclntab")
+}
+
+func (x elfExe) symbolData(name string) (goFuncData, error) {
+	symtab, err := x.f.Symbols()
 	if err != nil {
 		if errors.Is(err, elf.ErrNoSymbols) {
-			return goFuncData{}, errNoSymbolInfo{"symbol table stripped: inlined functions cannot be listed"}
+			return goFuncData{}, errStripped
 		}
 		return goFuncData{}, fmt.Errorf("%w: ELF symbol table: %v", ErrSymbolTable, err)
 	}
@@ -139,12 +198,12 @@ func elfGoFunc(f *elf.File, name string) (goFuncData, error) {
 		if s.Name != name {
 			continue
 		}
-		for _, p := range f.Progs {
+		for _, p := range x.f.Progs {
 			if p.Type != elf.PT_LOAD || s.Value < p.Vaddr || s.Value-p.Vaddr >= p.Filesz {
 				continue
 			}
 			d := s.Value - p.Vaddr
-			if p.Off > 1<<62 || d > 1<<62 {
+			if p.Filesz > 1<<62 {
 				break
 			}
 			return goFuncData{r: p.ReaderAt, off: int64(d), size: int64(p.Filesz - d)}, nil
@@ -152,6 +211,121 @@ func elfGoFunc(f *elf.File, name string) (goFuncData, error) {
 		return goFuncData{}, fmt.Errorf("%w: %s at %#x lies in no loaded segment", ErrSymbolTable, name, s.Value)
 	}
 	return goFuncData{}, errNoSymbolInfo{"no " + name + " symbol: inlined functions cannot be listed"}
+}
+
+type machoExe struct {
+	f   *macho.File
+	lim int64
+}
+
+func openMachO(r io.ReaderAt, lim int64) (goExe, error) {
+	f, err := macho.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Mach-O headers: %v", ErrSymbolTable, err)
+	}
+	return machoExe{f, lim}, nil
+}
+
+func (x machoExe) order() binary.ByteOrder { return x.f.ByteOrder }
+
+func (x machoExe) pclntab() ([]byte, error) {
+	sec := x.f.Section("__gopclntab")
+	if sec == nil {
+		return nil, errNoSymbolInfo{"no __gopclntab section"}
+	}
+	return readSection(sec, 0, sec.Size, x.lim, "__gopclntab")
+}
+
+func (x machoExe) symbolData(name string) (goFuncData, error) {
+	if x.f.Symtab == nil {
+		return goFuncData{}, errStripped
+	}
+	var sym *macho.Symbol
+	hasMain := false
+	for i := range x.f.Symtab.Syms {
+		s := &x.f.Symtab.Syms[i]
+		switch s.Name {
+		case "runtime.main":
+			hasMain = true
+		case name:
+			sym = s
+		}
+	}
+	// A stripped Mach-O binary keeps a symbol table without the program's
+	// symbols.
+	if !hasMain {
+		return goFuncData{}, errStripped
+	}
+	if sym == nil {
+		return goFuncData{}, errNoSymbolInfo{"no " + name + " symbol: inlined functions cannot be listed"}
+	}
+	for _, l := range x.f.Loads {
+		seg, ok := l.(*macho.Segment)
+		if !ok || seg.Name == "__PAGEZERO" || sym.Value < seg.Addr || sym.Value-seg.Addr >= seg.Filesz || seg.Filesz > 1<<62 {
+			continue
+		}
+		d := sym.Value - seg.Addr
+		return goFuncData{r: seg.ReaderAt, off: int64(d), size: int64(seg.Filesz - d)}, nil
+	}
+	return goFuncData{}, fmt.Errorf("%w: %s at %#x lies in no segment", ErrSymbolTable, name, sym.Value)
+}
+
+type peExe struct {
+	f   *pe.File
+	lim int64
+}
+
+func openPE(r io.ReaderAt, lim int64) (goExe, error) {
+	f, err := pe.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: PE headers: %v", ErrSymbolTable, err)
+	}
+	return peExe{f, lim}, nil
+}
+
+func (x peExe) order() binary.ByteOrder { return binary.LittleEndian }
+
+// symbol finds a COFF symbol and its section.
+func (x peExe) symbol(name string) (*pe.Symbol, *pe.Section, error) {
+	if len(x.f.Symbols) == 0 {
+		return nil, nil, errStripped
+	}
+	for _, s := range x.f.Symbols {
+		if s.Name != name {
+			continue
+		}
+		if s.SectionNumber < 1 || int(s.SectionNumber) > len(x.f.Sections) {
+			return nil, nil, fmt.Errorf("%w: symbol %s in section %d of %d", ErrSymbolTable, name, s.SectionNumber, len(x.f.Sections))
+		}
+		return s, x.f.Sections[s.SectionNumber-1], nil
+	}
+	return nil, nil, errNoSymbolInfo{"no " + name + " symbol"}
+}
+
+func (x peExe) pclntab() ([]byte, error) {
+	start, sec, err := x.symbol("runtime.pclntab")
+	if err != nil {
+		return nil, err
+	}
+	end, sec2, err := x.symbol("runtime.epclntab")
+	if err != nil {
+		return nil, err
+	}
+	if sec != sec2 || end.Value < start.Value || end.Value > sec.Size {
+		return nil, fmt.Errorf("%w: runtime.pclntab %#x..%#x out of its section", ErrSymbolTable, start.Value, end.Value)
+	}
+	return readSection(sec, uint64(start.Value), uint64(end.Value-start.Value), x.lim, "runtime.pclntab")
+}
+
+func (x peExe) symbolData(name string) (goFuncData, error) {
+	s, sec, err := x.symbol(name)
+	if err != nil {
+		return goFuncData{}, err
+	}
+	if s.Value >= sec.Size {
+		return goFuncData{}, fmt.Errorf("%w: %s at %#x past its section", ErrSymbolTable, name, s.Value)
+	}
+	return goFuncData{r: sec, off: int64(s.Value), size: int64(sec.Size - s.Value)}, nil
 }
 
 // pcln is a parsed pclntab header.

@@ -343,3 +343,29 @@ func TestGoSymbolsBudgetPerArtifact(t *testing.T) {
 		t.Errorf("no note about the budget in %q", inv.Notes)
 	}
 }
+
+// TestGoSymbolsMachOAndPE reads the function tables of the test program
+// cross-compiled for windows/amd64 (PE) and darwin/arm64 (Mach-O).
+func TestGoSymbolsMachOAndPE(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiling the test program is slow on a cold build cache; skipped in -short mode")
+	}
+	for _, target := range [][2]string{{"windows", "amd64"}, {"darwin", "arm64"}} {
+		t.Run(target[0], func(t *testing.T) {
+			inv, err := FromFile(testBinary(t, target[0], target[1]), Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			syms := inv.Symbols[LocationArtifact]
+			if syms == nil {
+				t.Fatalf("no symbols; notes %q", inv.Notes)
+			}
+			for _, w := range [][2]string{{"example.com/app", "main"}, {"golang.org/x/sync/errgroup", "Group.Go"},
+				{"golang.org/x/text/language", "Tag.String"}, {"fmt", "Println"}} {
+				if !syms.Has(w[0], w[1]) {
+					t.Errorf("symbol %s.%s not listed", w[0], w[1])
+				}
+			}
+		})
+	}
+}
