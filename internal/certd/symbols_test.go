@@ -138,6 +138,8 @@ func TestBundleFindingsNameTheirSymbols(t *testing.T) {
 // TestCertifyOwnBinary builds the ztota binary and certifies it with each
 // real snapshot under the default policy, printing its findings. It passes
 // unless a vulnerable symbol is truly linked into ztota, and then names it.
+// The findings at both levels are also compared with govulncheck's module
+// and symbol scans of the same binary.
 func TestCertifyOwnBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPING: builds the ztota binary")
@@ -155,10 +157,34 @@ func TestCertifyOwnBinary(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building ztota: %v\n%s", err, out)
 	}
+	gv, err := vulnfixture.Govulncheck(ctx, vulnfixture.DefaultCacheDir())
+	if err != nil {
+		t.Fatalf("install govulncheck (needs the Go module proxy): %v", err)
+	}
 	for _, snap := range vulnfixture.Snapshots() {
 		t.Run(snap, func(t *testing.T) {
 			s := newService(t, filepath.Join(data, snap+".zip"), nil)
 			out := submitFile(t, s, "ztota", bin)
+			dbDir := filepath.Join(t.TempDir(), snap)
+			if err := vulnfixture.BuildVulnDB(filepath.Join(data, snap+".zip"), dbDir); err != nil {
+				t.Fatal(err)
+			}
+			var all, sym []string
+			for _, f := range out.Findings {
+				all = append(all, f.ID)
+				if f.Level == vulnref.LevelPresent {
+					sym = append(sym, f.ID)
+				}
+			}
+			for level, ours := range map[string][]string{vulnfixture.ScanModule: uniq(all), vulnfixture.ScanSymbol: uniq(sym)} {
+				theirs, err := vulnfixture.ScanLevelIDs(ctx, gv, dbDir, bin, level)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(ours, theirs) {
+					t.Errorf("%s level: the verifier finds %v in ztota, govulncheck %v", level, ours, theirs)
+				}
+			}
 			present := 0
 			for _, f := range out.Findings {
 				t.Logf("%s %s@%s: %s%s %v", f.ID, f.Package, f.Version, f.Level, map[bool]string{true: " BLOCKING"}[f.Blocking], f.Symbols)
