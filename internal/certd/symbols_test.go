@@ -141,8 +141,8 @@ func TestBundleFindingsNameTheirSymbols(t *testing.T) {
 // The findings at both levels are also compared with govulncheck's module
 // and symbol scans of the same binary.
 func TestCertifyOwnBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("SKIPPING: builds the ztota binary")
+	if testing.Short() || raceEnabled {
+		t.Skip("SKIPPING: builds the ztota binary (not in -short mode nor under the race detector)")
 	}
 	data := osvData(t)
 	root, err := filepath.Abs(filepath.Join("..", ".."))
