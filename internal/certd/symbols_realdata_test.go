@@ -1,10 +1,15 @@
 package certd
 
 import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/ztota/ztota/internal/inventory"
 	"github.com/ztota/ztota/internal/osvdb"
@@ -74,4 +79,74 @@ func uniq(ids []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestStrippedBinaryCountsEverythingPresent strips the symbol table of
+// netold (the section header of .symtab made SHT_NULL, as `strip` leaves
+// no symbols): without go:func.* the inline trees cannot be read, so the
+// verifier claims no precision — every finding is present, with a note —
+// and govulncheck, which falls back the same way, reports every
+// module-level advisory at symbol level too.
+func TestStrippedBinaryCountsEverythingPresent(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("SKIPPING: runs govulncheck")
+	}
+	data := osvData(t)
+	b := readFile(t, programs(t)["netold"].Path)
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shoff, shentsize := f.ByteOrder.Uint64(b[0x28:]), uint64(f.ByteOrder.Uint16(b[0x3a:]))
+	patched := false
+	for i, s := range f.Sections {
+		if s.Type == elf.SHT_SYMTAB {
+			f.ByteOrder.PutUint32(b[shoff+uint64(i)*shentsize+4:], uint32(elf.SHT_NULL))
+			patched = true
+		}
+	}
+	if !patched {
+		t.Fatal("netold has no symbol table to strip")
+	}
+	stripped := filepath.Join(t.TempDir(), "netold-stripped")
+	if err := os.WriteFile(stripped, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	snap := vulnfixture.Snapshot20250101
+	db, err := osvdb.Load(filepath.Join(data, snap+".zip"), osvdb.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.FromFile(stripped, inventory.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var present []string
+	for _, f := range db.MatchAllSymbols(inv.Components, inv.Symbols) {
+		if f.Level != vulnref.LevelPresent || f.LevelNote != osvdb.NoteNoSymbolTable {
+			t.Errorf("%s: level %q note %q, want present without a symbol table", f.ID, f.Level, f.LevelNote)
+		}
+		present = append(present, f.ID)
+	}
+	want := mustExpected(t, "netold", snap)
+	if !slices.Equal(uniq(present), want) {
+		t.Errorf("present %v, want every module-level finding %v", uniq(present), want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	gv, err := vulnfixture.Govulncheck(ctx, vulnfixture.DefaultCacheDir())
+	if err != nil {
+		t.Fatalf("install govulncheck (needs the Go module proxy): %v", err)
+	}
+	dbDir := filepath.Join(t.TempDir(), snap)
+	if err := vulnfixture.BuildVulnDB(filepath.Join(data, snap+".zip"), dbDir); err != nil {
+		t.Fatal(err)
+	}
+	sym, err := vulnfixture.ScanLevelIDs(ctx, gv, dbDir, stripped, vulnfixture.ScanSymbol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sym, want) {
+		t.Errorf("govulncheck -scan symbol on the stripped binary: %v, want %v", sym, want)
+	}
 }
