@@ -276,6 +276,17 @@ func (r *Result) Validate(subjects []Subject) error {
 		if err := checkField(fmt.Sprintf("finding %d id", i), f.ID, true); err != nil {
 			return err
 		}
+		switch f.Level {
+		case "", vulnref.LevelPresent, vulnref.LevelModuleOnly:
+		default:
+			return fmt.Errorf("finding %d: level %q: want %q or %q", i, f.Level, vulnref.LevelPresent, vulnref.LevelModuleOnly)
+		}
+		if len(f.Symbols) > vulnref.MaxFindingSymbols {
+			return fmt.Errorf("finding %d: %d symbols, at most %d", i, len(f.Symbols), vulnref.MaxFindingSymbols)
+		}
+		if f.Level == vulnref.LevelModuleOnly && len(f.Symbols) > 0 {
+			return fmt.Errorf("finding %d: module-only with symbols present", i)
+		}
 	}
 	if r.Issued.Location() != time.UTC || r.ValidUntil.Location() != time.UTC {
 		return errors.New("times must be in UTC")

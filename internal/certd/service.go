@@ -35,7 +35,7 @@ import (
 // that starts with a newer version re-inspects every certified artifact.
 const (
 	VerifierID      = "ztota-verifier"
-	VerifierVersion = "1.1.0"
+	VerifierVersion = "1.2.0" // 1.2.0: symbol-level findings for Go binaries
 )
 
 // Defaults and bounds.
@@ -395,7 +395,7 @@ func (s *Service) Submit(ctx context.Context, name string, artifact io.Reader, s
 				return err
 			}
 		}
-		verdict, findings := s.evaluate(sha, inv.Components)
+		verdict, findings := s.evaluate(a, inv.Symbols, true)
 		kind := attest.KindCertificate
 		a.State = StateCertified
 		if verdict != attest.VerdictPass {
@@ -421,11 +421,41 @@ func (s *Service) artifactPath(sha string) string {
 	return filepath.Join(s.cfg.DataDir, "artifacts", sha)
 }
 
-// evaluate matches components against the current database and applies
-// the policy.
-func (s *Service) evaluate(sha string, comps []vulnref.Component) (string, []vulnref.Finding) {
-	findings := s.vdb.Match(comps)
-	return s.policy.Evaluate(sha, findings)
+// evaluate matches the artifact's components against the current
+// database, at symbol level for Go binaries, and applies the policy. syms
+// are the function tables of its Go binaries by location; when haveSyms is
+// false they are read again from the stored artifact, and only if a Go
+// advisory matches at module level, so a re-inspection reads only the
+// artifacts a change can affect. An artifact that cannot be read again
+// keeps every Go finding present (NoteNoSymbolTable).
+func (s *Service) evaluate(a *artifactRow, syms map[string]*vulnref.Symbols, haveSyms bool) (string, []vulnref.Finding) {
+	findings := s.vdb.Match(a.Components, syms)
+	if !haveSyms && hasGoFinding(findings) {
+		if syms = s.storedSymbols(a); syms != nil {
+			findings = s.vdb.Match(a.Components, syms)
+		}
+	}
+	return s.policy.Evaluate(a.SHA256, findings)
+}
+
+func hasGoFinding(fs []vulnref.Finding) bool {
+	for _, f := range fs {
+		if ecoBase(f.Ecosystem) == inventory.EcosystemGo {
+			return true
+		}
+	}
+	return false
+}
+
+// storedSymbols reads the function tables of the artifact's Go binaries
+// from its stored bytes; nil if it cannot.
+func (s *Service) storedSymbols(a *artifactRow) map[string]*vulnref.Symbols {
+	inv, err := inventoryFromFile(s.artifactPath(a.SHA256), s.cfg.Limits)
+	if err != nil {
+		s.logger.Warn("reading the function tables again failed; Go findings count as present", "artifact", a.SHA256, "err", err)
+		return nil
+	}
+	return inv.Symbols
 }
 
 // issue signs a result for artifact a, appends it to the log and stores it

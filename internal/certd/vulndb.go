@@ -60,15 +60,16 @@ func (v *vulnDB) Source() string {
 }
 
 // Match returns the findings of every source, sorted by advisory id and
-// package.
-func (v *vulnDB) Match(cs []vulnref.Component) []vulnref.Finding {
+// package, with their level set from syms, the function tables of the
+// artifact's Go binaries by location (see osvdb.MatchAllSymbols).
+func (v *vulnDB) Match(cs []vulnref.Component, syms map[string]*vulnref.Symbols) []vulnref.Finding {
 	var keys []vulnref.Component
 	for _, c := range cs {
 		keys = append(keys, matchKeys(c)...)
 	}
 	var out []vulnref.Finding
 	for _, s := range v.sources {
-		out = append(out, s.db.MatchAll(keys)...)
+		out = append(out, s.db.MatchAllSymbols(keys, syms)...)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].ID != out[j].ID {
@@ -477,7 +478,8 @@ func (s *Service) reinspect(ctx context.Context, arts []string, why string) erro
 // earlier certificate, revokes certificates that now fail, issues a new
 // certificate to a revoked artifact that passes again (and, with reissue,
 // to a certified one that still passes), and publishes one new revocation
-// list if anything was revoked. s.mu is held.
+// list if anything was revoked. A rejected artifact in arts (a new
+// verifier) is certified if it now passes. s.mu is held.
 func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string, reissue bool) (reinspection, error) {
 	var out reinspection
 	if arts == nil {
@@ -494,19 +496,43 @@ func (s *Service) reinspectLocked(ctx context.Context, arts []string, why string
 			if err != nil {
 				return err
 			}
+			var syms map[string]*vulnref.Symbols
+			haveSyms := false
 			if a.VerifierVersion != s.verifier {
-				if err := s.reextract(a); err != nil {
+				if syms, err = s.reextract(a); err != nil {
 					// Keep the stored inventory; the next start retries.
 					s.logger.Warn("re-inspecting with the stored inventory", "artifact", sha, "err", err)
 				} else if err := putArtifact(ctx, tx, a); err != nil {
 					return err
+				} else {
+					haveSyms = true
 				}
+			}
+			if a.State == StateRejected {
+				// Only a new verifier re-inspects rejected artifacts: one
+				// that now passes (a finding the new verifier shows to be
+				// absent code) is certified; one that still fails keeps its
+				// rejection.
+				verdict, findings := s.evaluate(a, syms, haveSyms)
+				out.reinspected++
+				if verdict != attest.VerdictPass {
+					continue
+				}
+				r, err := s.issue(ctx, tx, a, attest.KindCertificate, verdict, "", findings, now)
+				if err != nil {
+					return err
+				}
+				if err := setArtifactState(ctx, tx, sha, StateCertified, r.Digest, now); err != nil {
+					return err
+				}
+				out.recertified = append(out.recertified, sha)
+				continue
 			}
 			prev, err := s.lastCertificate(ctx, tx, sha)
 			if err != nil {
 				return err
 			}
-			verdict, findings := s.evaluate(sha, a.Components)
+			verdict, findings := s.evaluate(a, syms, haveSyms)
 			if _, err := s.issue(ctx, tx, a, attest.KindReinspection, verdict, prev, findings, now); err != nil {
 				return err
 			}
@@ -553,14 +579,14 @@ func (s *Service) lastCertificate(ctx context.Context, q queryer, sha string) (s
 }
 
 // reextract takes the artifact's inventory again from its stored bytes
-// (a new verifier version).
-func (s *Service) reextract(a *artifactRow) error {
+// (a new verifier version) and returns its Go function tables.
+func (s *Service) reextract(a *artifactRow) (map[string]*vulnref.Symbols, error) {
 	inv, err := inventoryFromFile(s.artifactPath(a.SHA256), s.cfg.Limits)
 	if err != nil {
-		return fmt.Errorf("re-inspecting %s from its stored bytes: %w", a.SHA256, err)
+		return nil, fmt.Errorf("re-inspecting %s from its stored bytes: %w", a.SHA256, err)
 	}
 	a.Kind, a.Components, a.Notes, a.VerifierVersion = inv.Kind, inv.Components, inv.Notes, s.verifier
-	return nil
+	return inv.Symbols, nil
 }
 
 // checkVerifierVersion re-inspects everything when the verifier changed.
@@ -573,9 +599,15 @@ func (s *Service) checkVerifierVersion(ctx context.Context) error {
 		return nil
 	}
 	if v != "" {
-		s.logger.Info("verifier version changed; re-inspecting every certified artifact", "from", v, "to", s.verifier)
-		if err := s.reinspect(ctx, nil, "verifier "+v+" → "+s.verifier); err != nil {
+		s.logger.Info("verifier version changed; re-inspecting every certified, revoked and rejected artifact", "from", v, "to", s.verifier)
+		arts, err := queryStrings(ctx, s.db, `SELECT sha256 FROM artifacts WHERE state IN ('certified','revoked','rejected') ORDER BY sha256`)
+		if err != nil {
 			return err
+		}
+		if len(arts) > 0 {
+			if err := s.reinspect(ctx, arts, "verifier "+v+" → "+s.verifier); err != nil {
+				return err
+			}
 		}
 	}
 	return inTx(ctx, s.db, func(tx *sql.Tx) error { return setMeta(ctx, tx, "verifier_version", s.verifier) })

@@ -12,8 +12,23 @@
 //	  "min_severity": "HIGH",          // only with "severity"
 //	  "unknown_severity": "block",     // "block" (default) | "allow"
 //	  "valid_for": "720h",             // Go duration, 1h..17520h (default 720h)
+//	  "module_only": {                 // optional; default: module-only findings never block
+//	    "all": false,                  // every module-only finding blocks as a present one would
+//	    "min_severity": "CRITICAL",    // module-only findings at or above block
+//	    "advisories": ["GO-2026-5932"] // module-only findings of these ids (or aliases) block
+//	  },
 //	  "exceptions": { ...OpenVEX 0.2.0 document... }
 //	}
+//
+// # Levels
+//
+// A Go finding is "present" when a vulnerable symbol of the advisory is
+// linked into the binary (or the verifier cannot tell), "module-only" when
+// the module version is affected but none of its vulnerable symbols is in
+// the binary. Present findings (and findings without a level) block as
+// reject, min_severity and unknown_severity say; module-only findings are
+// recorded but block only as module_only says. VEX exemptions apply to
+// both levels alike.
 //
 // [Parse] is strict: unknown or duplicate fields, trailing data, values out
 // of range and malformed exceptions are errors, and the document is bounded
@@ -63,6 +78,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -134,6 +150,8 @@ type Policy struct {
 	UnknownSeverity string `json:"unknown_severity"`
 	// ValidFor is how long a certificate issued under the policy is valid.
 	ValidFor Duration `json:"valid_for"`
+	// ModuleOnly says which module-only findings block; nil: none.
+	ModuleOnly *ModuleOnlyRule `json:"module_only,omitempty"`
 	// Exceptions is an optional OpenVEX document whose not_affected
 	// statements exempt findings (see the package documentation).
 	Exceptions json.RawMessage `json:"exceptions,omitempty"`
@@ -141,6 +159,25 @@ type Policy struct {
 	// exc is the compiled Exceptions, set by Validate.
 	exc *exceptions
 }
+
+// ModuleOnlyRule says which module-only findings block certification.
+type ModuleOnlyRule struct {
+	// All makes every module-only finding block as a present one would.
+	All bool `json:"all,omitempty"`
+	// MinSeverity makes module-only findings at or above it block (one of
+	// the vulnref severities except UNKNOWN; "" for none). Findings of
+	// unknown severity do not block by it.
+	MinSeverity string `json:"min_severity,omitempty"`
+	// Advisories lists advisory ids or aliases whose module-only findings
+	// block, at most MaxModuleOnlyAdvisories of at most MaxAdvisoryIDBytes.
+	Advisories []string `json:"advisories,omitempty"`
+}
+
+// Bounds on ModuleOnlyRule.Advisories.
+const (
+	MaxModuleOnlyAdvisories = 10000
+	MaxAdvisoryIDBytes      = 128
+)
 
 // Default returns the default policy: any known, non-exempted finding
 // fails certification, and certificates are valid for 30 days.
@@ -162,6 +199,7 @@ type wirePolicy struct {
 	MinSeverity     *string         `json:"min_severity"`
 	UnknownSeverity *string         `json:"unknown_severity"`
 	ValidFor        *Duration       `json:"valid_for"`
+	ModuleOnly      *ModuleOnlyRule `json:"module_only"`
 	Exceptions      json.RawMessage `json:"exceptions"`
 }
 
@@ -204,6 +242,7 @@ func Parse(data []byte) (*Policy, error) {
 	if w.ValidFor != nil {
 		p.ValidFor = *w.ValidFor
 	}
+	p.ModuleOnly = w.ModuleOnly
 	if !isNull(w.Exceptions) {
 		p.Exceptions = append(json.RawMessage(nil), w.Exceptions...)
 	}
@@ -254,6 +293,9 @@ func (p *Policy) Validate() error {
 	}
 	if d := time.Duration(p.ValidFor); d < MinValidFor || d > MaxValidFor {
 		return fmt.Errorf("certpolicy: valid_for %s: want %s..%s", d, MinValidFor, MaxValidFor)
+	}
+	if err := p.ModuleOnly.validate(); err != nil {
+		return err
 	}
 	p.exc = nil
 	if isNull(p.Exceptions) {
@@ -308,6 +350,7 @@ type canonicalPolicy struct {
 	MinSeverity     string          `json:"min_severity,omitempty"`
 	UnknownSeverity string          `json:"unknown_severity"`
 	ValidFor        string          `json:"valid_for"`
+	ModuleOnly      *ModuleOnlyRule `json:"module_only,omitempty"`
 	Exceptions      json.RawMessage `json:"exceptions,omitempty"`
 }
 
@@ -337,6 +380,7 @@ func (p *Policy) canonicalFields() canonicalPolicy {
 		MinSeverity:     p.MinSeverity,
 		UnknownSeverity: p.UnknownSeverity,
 		ValidFor:        time.Duration(p.ValidFor).String(),
+		ModuleOnly:      p.ModuleOnly.canonical(),
 	}
 	if s, ok := normalizeSeverity(c.MinSeverity); ok {
 		c.MinSeverity = s
@@ -371,4 +415,51 @@ func marshalNoEscape(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// validate checks the rule and normalizes its severity in place.
+func (m *ModuleOnlyRule) validate() error {
+	if m == nil {
+		return nil
+	}
+	if m.MinSeverity != "" {
+		sev, ok := normalizeSeverity(m.MinSeverity)
+		if !ok || sev == vulnref.SeverityUnknown {
+			return fmt.Errorf("certpolicy: module_only.min_severity %q: want one of %s, %s, %s (or MEDIUM), %s",
+				m.MinSeverity, vulnref.SeverityCritical, vulnref.SeverityHigh, vulnref.SeverityModerate, vulnref.SeverityLow)
+		}
+		m.MinSeverity = sev
+	}
+	if len(m.Advisories) > MaxModuleOnlyAdvisories {
+		return fmt.Errorf("certpolicy: module_only.advisories: %d ids, more than %d", len(m.Advisories), MaxModuleOnlyAdvisories)
+	}
+	for _, id := range m.Advisories {
+		if id == "" || len(id) > MaxAdvisoryIDBytes || strings.TrimSpace(id) != id || strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			return fmt.Errorf("certpolicy: module_only.advisories: bad id %q", truncateID(id))
+		}
+	}
+	return nil
+}
+
+// canonical is the rule as the canonical encoding writes it: nil when it
+// blocks nothing, advisories sorted without duplicates.
+func (m *ModuleOnlyRule) canonical() *ModuleOnlyRule {
+	if m == nil || (!m.All && m.MinSeverity == "" && len(m.Advisories) == 0) {
+		return nil
+	}
+	c := &ModuleOnlyRule{All: m.All, MinSeverity: m.MinSeverity}
+	if s, ok := normalizeSeverity(c.MinSeverity); ok {
+		c.MinSeverity = s
+	}
+	c.Advisories = append([]string(nil), m.Advisories...)
+	slices.Sort(c.Advisories)
+	c.Advisories = slices.Compact(c.Advisories)
+	return c
+}
+
+func truncateID(s string) string {
+	if len(s) > MaxAdvisoryIDBytes {
+		return s[:MaxAdvisoryIDBytes] + "..."
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package certpolicy
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/ztota/ztota/internal/vulnref"
@@ -27,7 +28,8 @@ var severityRank = map[string]int{
 // version and id (then severity and fixed version), and VerdictFail when
 // any of them blocks, else VerdictPass.
 //
-// An exempted finding never blocks; its Justification is the deciding
+// An exempted finding never blocks; a module-only finding (Level
+// vulnref.LevelModuleOnly) blocks only as ModuleOnly says. its Justification is the deciding
 // statement's justification, or its impact statement when it has no
 // justification. Otherwise a finding blocks under RejectAny; under
 // RejectSeverity it blocks when its severity is at or above MinSeverity,
@@ -56,7 +58,12 @@ func (p *Policy) Evaluate(artifactSHA256 string, fs []vulnref.Finding) (verdict 
 			}
 			continue
 		}
-		if f.Blocking = p.blocks(f.Severity); f.Blocking {
+		if f.Level == vulnref.LevelModuleOnly {
+			f.Blocking = p.moduleOnlyBlocks(f)
+		} else {
+			f.Blocking = p.blocks(f.Severity)
+		}
+		if f.Blocking {
 			verdict = VerdictFail
 		}
 	}
@@ -97,4 +104,32 @@ func (p *Policy) blocks(severity string) bool {
 		return p.UnknownSeverity != UnknownAllow
 	}
 	return rank >= min
+}
+
+// moduleOnlyBlocks says whether a module-only finding that no statement
+// exempts makes certification fail.
+func (p *Policy) moduleOnlyBlocks(f *vulnref.Finding) bool {
+	m := p.ModuleOnly
+	if m == nil {
+		return false
+	}
+	if m.All && p.blocks(f.Severity) {
+		return true
+	}
+	for _, id := range m.Advisories {
+		if id == f.ID || slices.Contains(f.Aliases, id) {
+			return true
+		}
+	}
+	if m.MinSeverity == "" {
+		return false
+	}
+	ms, _ := normalizeSeverity(m.MinSeverity)
+	min, ok := severityRank[ms]
+	if !ok {
+		return true // an invalid rule fails safe
+	}
+	s, _ := normalizeSeverity(f.Severity)
+	rank, ok := severityRank[s]
+	return ok && rank >= min
 }

@@ -13,7 +13,7 @@ import (
 // spelled exactly (encoding/json would also accept other letter cases).
 var policyKeys = map[string]bool{
 	"version": true, "name": true, "reject": true, "min_severity": true,
-	"unknown_severity": true, "valid_for": true, "exceptions": true,
+	"unknown_severity": true, "valid_for": true, "module_only": true, "exceptions": true,
 }
 
 // checkJSON checks what encoding/json lets through: the document must be

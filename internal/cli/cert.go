@@ -161,7 +161,17 @@ func printSubmission(w io.Writer, s *certclient.Submission) {
 			if fixed == "" {
 				fixed = "-"
 			}
-			fmt.Fprintf(tw, "  %s %s\t%s@%s\tfixed %s\t%s\n", mark, f.ID, f.Package, f.Version, fixed, f.Severity)
+			level := f.Level
+			if level == "" {
+				level = "-"
+			}
+			syms := f.Symbols
+			more := ""
+			if len(syms) > 3 {
+				syms, more = syms[:3], fmt.Sprintf(" +%d", len(f.Symbols)-3)
+			}
+			fmt.Fprintf(tw, "  %s %s\t%s@%s\tfixed %s\t%s\t%s\t%s%s\n", mark, f.ID, f.Package, f.Version, fixed, f.Severity,
+				level, strings.Join(syms, " "), more)
 		}
 		tw.Flush()
 	}

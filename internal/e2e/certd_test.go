@@ -125,8 +125,8 @@ func TestCertificationServiceRealProcesses(t *testing.T) {
 	ztota(t, append([]string{"cert", "db", "load", filepath.Join(osv, vulnfixture.Snapshot20260821+".zip")}, write...)...)
 	ztota(t, append([]string{"cert", "fetch", path["recent"], "--out", off}, api...)...)
 	out, errOut, code = verify("recent")
-	if code != 1 || !strings.Contains(errOut, "revoked") || !strings.Contains(errOut, "GO-2025-3487") {
-		t.Fatalf("verify revoked recent: exit %d, want a revocation naming GO-2025-3487\n%s%s", code, out, errOut)
+	if code != 1 || !strings.Contains(errOut, "revoked") || !strings.Contains(errOut, "GO-2025-3553") {
+		t.Fatalf("verify revoked recent: exit %d, want a revocation naming GO-2025-3553 (a present finding)\n%s%s", code, out, errOut)
 	}
 	if out, errOut, code := verify("control"); code != 0 {
 		t.Fatalf("verify control: exit %d\n%s%s", code, out, errOut)

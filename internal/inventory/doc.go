@@ -22,7 +22,12 @@
 //     version the build required, with a note. Every Go component carries
 //     the binary's GOOS and GOARCH from its build settings, so advisories
 //     limited to other platforms can be set aside. The location of a
-//     standalone binary's components is [LocationArtifact].
+//     standalone binary's components is [LocationArtifact]. The function
+//     table (pclntab) and every function's inline tree are read too, into [Inventory.Symbols] by location, for
+//     symbol-level matching (see readGoSymbols; bounded by [MaxGoFuncs] and
+//     its companions, a corrupt table is [ErrSymbolTable]). A binary whose
+//     symbol table was stripped gets a note instead and its findings count
+//     as present.
 //   - A tar archive, plain or gzip-compressed: entries are walked in
 //     order and nothing is written to disk. A regular file is read into
 //     memory only if it starts with executable magic; it is then read as

@@ -73,6 +73,9 @@ func (c *collector) goBinary(r io.ReaderAt, loc string) error {
 		x.GOOS, x.GOARCH = goos, goarch
 		return x
 	}
+	if err := c.goSymbols(r, bi, loc); err != nil {
+		return err
+	}
 	if v, ok := StdlibVersion(bi.GoVersion); ok {
 		if err := c.add(goComponent(StdlibName, v, loc)); err != nil {
 			return err
@@ -114,6 +117,60 @@ func (c *collector) goBinary(r io.ReaderAt, loc string) error {
 		}
 	}
 	return nil
+}
+
+// goSymbols reads the functions linked into the binary for
+// symbol-level matching and files them under loc. A binary without a
+// usable table is noted (its findings all count as present); a corrupt or
+// hostile table is refused with an error wrapping ErrMalformed and
+// ErrSymbolTable.
+func (c *collector) goSymbols(r io.ReaderAt, bi *debug.BuildInfo, loc string) error {
+	syms, err := readGoSymbols(r, bi)
+	var none errNoSymbolInfo
+	switch {
+	case errors.As(err, &none):
+		c.note("%s: %s; every finding of this binary counts as present", loc, none.why)
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: %s: %w", ErrMalformed, loc, err)
+	}
+	n := syms.Count()
+	if c.symbolCount+n > maxInventorySymbols {
+		c.note("%s: the artifact's Go binaries hold more than %d symbols in all; this one is not read at symbol level and every finding of it counts as present", loc, maxInventorySymbols)
+		return nil
+	}
+	c.symbolCount += n
+	aliasReplacedPackages(syms, bi)
+	if c.symbols == nil {
+		c.symbols = map[string]*vulnref.Symbols{}
+	}
+	c.symbols[loc] = syms
+	return nil
+}
+
+// maxInventorySymbols is MaxInventorySymbols; tests lower it.
+var maxInventorySymbols = MaxInventorySymbols
+
+// aliasReplacedPackages files the packages of a module replaced by a
+// module of another path under the replacement's path too: the binary
+// names them by the import path the code used, while the component (and
+// so the advisories matched) is the replacement module.
+func aliasReplacedPackages(syms *vulnref.Symbols, bi *debug.BuildInfo) {
+	for _, d := range bi.Deps {
+		if d == nil || d.Replace == nil || isLocalReplacement(d.Replace) || d.Replace.Path == d.Path || d.Path == "" {
+			continue
+		}
+		from, to := d.Path, d.Replace.Path
+		for pkg, m := range syms.Packages {
+			if pkg != from && !strings.HasPrefix(pkg, from+"/") {
+				continue
+			}
+			alias := to + strings.TrimPrefix(pkg, from)
+			if _, exists := syms.Packages[alias]; !exists {
+				syms.Packages[alias] = m
+			}
+		}
+	}
 }
 
 // readBuildInfo runs debug/buildinfo, turning a panic on a hostile

@@ -39,6 +39,11 @@ type Inventory struct {
 	// Notes say what was skipped or could not be read, e.g.
 	// "bin/tool: Go binary without module info". At most 100 notes are kept.
 	Notes []string `json:"notes,omitempty"`
+	// Symbols holds, by location, the functions linked into each Go
+	// binary whose function table could be read (see readGoSymbols); a Go
+	// binary absent from it has no symbol-level precision. It is not
+	// stored: it is read again from the artifact when needed.
+	Symbols map[string]*vulnref.Symbols `json:"-"`
 }
 
 // FromFile inventories the artifact stored in the regular file at path.
@@ -175,6 +180,8 @@ func detect(head []byte) format {
 type collector struct {
 	lim          Limits
 	comps        []vulnref.Component
+	symbols      map[string]*vulnref.Symbols
+	symbolCount  int
 	notes        []string
 	droppedNotes int
 }
@@ -206,7 +213,7 @@ func (c *collector) finish(kind string) *Inventory {
 	if comps == nil {
 		comps = []vulnref.Component{}
 	}
-	return &Inventory{Kind: kind, Components: comps, Notes: notes}
+	return &Inventory{Kind: kind, Components: comps, Notes: notes, Symbols: c.symbols}
 }
 
 // sortComponents sorts components and keeps the first of each

@@ -89,6 +89,11 @@
 // so that the caller need not take "no findings" for "not affected". The
 // same holds for a version another ecosystem's parser rejects.
 //
+// Go entries' ecosystem_specific.imports (package path, vulnerable
+// symbols, GOOS/GOARCH) are compiled too: the platforms filter matches as
+// govulncheck does, and [DB.MatchAllSymbols] sets each finding's level
+// (present or module-only) from the functions linked into the binary.
+//
 // # Severity
 //
 // A finding's severity is the highest rating among the parseable CVSS

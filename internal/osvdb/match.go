@@ -23,11 +23,19 @@ func (db *DB) Match(c vulnref.Component) []vulnref.Finding {
 // compared with (so "not affected" would be unfounded). The findings it
 // returns alongside such an error are still valid.
 func (db *DB) Evaluate(c vulnref.Component) ([]vulnref.Finding, error) {
+	f, _, err := db.evaluate(c)
+	return f, err
+}
+
+// evaluate is Evaluate that also returns, for each finding, the affected
+// entries that matched.
+func (db *DB) evaluate(c vulnref.Component) ([]vulnref.Finding, [][]*affected, error) {
 	base, release := splitEcosystem(c.Ecosystem)
 	bucket := db.index[vulnref.Key{Ecosystem: base, Name: c.Name}]
 	if len(bucket) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
+	var hits [][]*affected
 	cv := compVersion{base: base, raw: normalizeVersion(base, c.Name, c.Version)}
 	var out []vulnref.Finding
 	var fixedOf []event // fixed event behind out[i].Fixed, for merging
@@ -60,8 +68,10 @@ func (db *DB) Evaluate(c vulnref.Component) ([]vulnref.Finding, error) {
 				Summary:   e.rec.Vuln.GetSummary(),
 			})
 			fixedOf = append(fixedOf, fixed)
+			hits = append(hits, []*affected{e})
 			continue
 		}
+		hits[i] = append(hits[i], e)
 		// A second affected entry of the same record for this package.
 		if lowerFixed(fixed, fixedOf[i]) {
 			out[i].Fixed, fixedOf[i] = fixed.raw, fixed
@@ -73,7 +83,7 @@ func (db *DB) Evaluate(c vulnref.Component) ([]vulnref.Finding, error) {
 	if firstErr != nil {
 		firstErr = fmt.Errorf("osvdb: %s %s@%q: %w", c.Ecosystem, c.Name, c.Version, firstErr)
 	}
-	return out, firstErr
+	return out, hits, firstErr
 }
 
 // MatchAll matches every component and returns all findings sorted by ID,

@@ -79,22 +79,28 @@ type affected struct {
 	ranges    []vrange
 	severity  string
 	score     float64
-	// platforms are the GOOS/GOARCH lists of a Go entry's
-	// ecosystem_specific.imports; nil when it names no imports.
-	platforms []platform
+	// imports are a Go entry's ecosystem_specific.imports (package path,
+	// vulnerable symbols, platforms); nil when it names none.
+	imports []goImport
 }
 
-// platform is one import's platform restriction; an empty list means any.
-type platform struct{ goos, goarch []string }
+// goImport is one vulnerable package of a Go entry: its import path, its
+// vulnerable symbols (none: the whole package) and its platform
+// restriction (an empty list means any).
+type goImport struct {
+	path         string
+	symbols      []string
+	goos, goarch []string
+}
 
 // matchesPlatform reports whether a component built for goos/goarch can be
 // affected by e, with govulncheck's rule: an unknown platform or an entry
 // without imports matches; otherwise one import must allow both.
 func (e *affected) matchesPlatform(goos, goarch string) bool {
-	if len(e.platforms) == 0 {
+	if len(e.imports) == 0 {
 		return true
 	}
-	for _, p := range e.platforms {
+	for _, p := range e.imports {
 		if platformHas(p.goos, goos) && platformHas(p.goarch, goarch) {
 			return true
 		}
@@ -114,17 +120,22 @@ func platformHas(list []string, v string) bool {
 	return false
 }
 
-// goPlatforms reads ecosystem_specific.imports[].goos/goarch of a Go entry.
-func goPlatforms(a *osvschema.Affected) []platform {
+// goImports reads ecosystem_specific.imports[] of a Go entry.
+func goImports(a *osvschema.Affected) []goImport {
 	es := a.GetEcosystemSpecific()
 	if es == nil {
 		return nil
 	}
 	imports := es.GetFields()["imports"].GetListValue().GetValues()
-	var out []platform
+	var out []goImport
 	for _, imp := range imports {
 		f := imp.GetStructValue().GetFields()
-		out = append(out, platform{goos: stringList(f["goos"]), goarch: stringList(f["goarch"])})
+		out = append(out, goImport{
+			path:    f["path"].GetStringValue(),
+			symbols: stringList(f["symbols"]),
+			goos:    stringList(f["goos"]),
+			goarch:  stringList(f["goarch"]),
+		})
 	}
 	return out
 }
@@ -221,7 +232,7 @@ func compileAffected(rec *Record, a *osvschema.Affected) (*affected, error) {
 	}
 	e.severity, e.score = affectedSeverity(rec, a)
 	if base == "Go" {
-		e.platforms = goPlatforms(a)
+		e.imports = goImports(a)
 	}
 	if vs := a.GetVersions(); len(vs) > 0 {
 		e.versions = make(map[string]struct{}, len(vs))

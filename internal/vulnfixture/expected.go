@@ -72,6 +72,57 @@ var expected = map[string]map[string][]string{
 	},
 }
 
+// expectedSymbol holds, per program and snapshot, the advisory ids
+// govulncheck v1.9.0 reported at symbol level (-scan symbol, its default:
+// findings whose trace names a vulnerable function linked into the
+// binary) for the same builds. FIXTURES.md shows the same table.
+var expectedSymbol = map[string]map[string][]string{
+	"control": {
+		Snapshot20250101: {},
+		Snapshot20250701: {},
+		Snapshot20260821: {},
+	},
+	"cryptoold": {
+		Snapshot20250101: {},
+		Snapshot20250701: {},
+		Snapshot20260821: {},
+	},
+	"netold": {
+		Snapshot20250101: {"GO-2022-0288", "GO-2022-0969", "GO-2022-1144", "GO-2023-1571", "GO-2023-2102",
+			"GO-2024-2687", "GO-2024-3333"},
+		Snapshot20250701: {"GO-2022-0288", "GO-2022-0969", "GO-2022-1144", "GO-2023-1571", "GO-2023-2102",
+			"GO-2024-2687", "GO-2024-3333", "GO-2025-3595"},
+		Snapshot20260821: {"GO-2022-0288", "GO-2022-0969", "GO-2022-1144", "GO-2023-1571", "GO-2023-2102",
+			"GO-2024-2687", "GO-2024-3333", "GO-2025-3595", "GO-2026-4440", "GO-2026-4441", "GO-2026-5025",
+			"GO-2026-5027", "GO-2026-5028", "GO-2026-5029", "GO-2026-5030"},
+	},
+	"recent": {
+		Snapshot20250101: {},
+		Snapshot20250701: {"GO-2025-3553", "GO-2025-3595"},
+		Snapshot20260821: {"GO-2025-3553", "GO-2025-3595", "GO-2026-4440", "GO-2026-4441", "GO-2026-5025",
+			"GO-2026-5027", "GO-2026-5028", "GO-2026-5029", "GO-2026-5030"},
+	},
+	"textnew": {
+		Snapshot20250101: {},
+		Snapshot20250701: {},
+		Snapshot20260821: {"GO-2026-5970"},
+	},
+	"textold": {
+		Snapshot20250101: {"GO-2021-0113"},
+		Snapshot20250701: {"GO-2021-0113"},
+		Snapshot20260821: {"GO-2021-0113"},
+	},
+}
+
+// ExpectedSymbol is Expected for govulncheck's symbol-level findings.
+func ExpectedSymbol(program, snapshot string) (ids []string, ok bool) {
+	ids, ok = expectedSymbol[program][snapshot]
+	if !ok {
+		return nil, false
+	}
+	return append([]string{}, ids...), true
+}
+
 // Expected returns the advisory ids govulncheck reported for the named
 // program against the named snapshot when the fixtures were made (see
 // FIXTURES.md), sorted; ok is false for an unknown program or snapshot.

@@ -78,6 +78,12 @@ func isPinnedGovulncheck(path string) bool {
 	return err == nil && info.Main.Path == GovulncheckModule && info.Main.Version == GovulncheckVersion
 }
 
+// Scan levels of govulncheck's -scan flag that ScanLevelIDs accepts.
+const (
+	ScanModule = "module"
+	ScanSymbol = "symbol"
+)
+
 // ScanIDs runs
 //
 //	govulncheck -db file://<dbDir> -mode binary -scan module -format json <binary>
@@ -86,6 +92,18 @@ func isPinnedGovulncheck(path string) bool {
 // (the osv messages, which name every advisory of the modules in use
 // whatever their versions, are not findings and are not counted).
 func ScanIDs(ctx context.Context, govulncheck, dbDir, binary string) ([]string, error) {
+	return ScanLevelIDs(ctx, govulncheck, dbDir, binary, ScanModule)
+}
+
+// ScanLevelIDs runs govulncheck in binary mode at the given scan level
+// (ScanModule or ScanSymbol, govulncheck's default) and returns the sorted,
+// unique advisory ids of the findings at that level: every finding for
+// ScanModule; for ScanSymbol, only findings whose innermost frame names a
+// function (the vulnerable symbols govulncheck found in the binary).
+func ScanLevelIDs(ctx context.Context, govulncheck, dbDir, binary, level string) ([]string, error) {
+	if level != ScanModule && level != ScanSymbol {
+		return nil, fmt.Errorf("vulnfixture: scan: unknown level %q", level)
+	}
 	absDB, err := filepath.Abs(dbDir)
 	if err != nil {
 		return nil, fmt.Errorf("vulnfixture: scan: %w", err)
@@ -104,11 +122,11 @@ func ScanIDs(ctx context.Context, govulncheck, dbDir, binary string) ([]string, 
 	sctx, cancel := context.WithTimeout(ctx, ScanTimeout)
 	defer cancel()
 	out, err := run(sctx, "", nil, govulncheck,
-		"-db", dbURL, "-mode", "binary", "-scan", "module", "-format", "json", binary)
+		"-db", dbURL, "-mode", "binary", "-scan", level, "-format", "json", binary)
 	if err != nil {
 		return nil, fmt.Errorf("vulnfixture: scan %s: %w", binary, err)
 	}
-	ids, err := findingIDs(out)
+	ids, err := findingIDs(out, level == ScanSymbol)
 	if err != nil {
 		return nil, fmt.Errorf("vulnfixture: scan %s: %w", binary, err)
 	}
@@ -116,15 +134,19 @@ func ScanIDs(ctx context.Context, govulncheck, dbDir, binary string) ([]string, 
 }
 
 // findingIDs reads govulncheck's JSON message stream and returns the
-// sorted unique ids of its findings.
-func findingIDs(stream []byte) ([]string, error) {
+// sorted unique ids of its findings (with symbolsOnly, of those whose
+// first trace frame names a function).
+func findingIDs(stream []byte, symbolsOnly bool) ([]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(stream))
 	seen := map[string]bool{}
 	n := 0
 	for {
 		var msg struct {
 			Finding *struct {
-				OSV string `json:"osv"`
+				OSV   string `json:"osv"`
+				Trace []struct {
+					Function string `json:"function"`
+				} `json:"trace"`
 			} `json:"finding"`
 		}
 		if err := dec.Decode(&msg); err == io.EOF {
@@ -140,6 +162,9 @@ func findingIDs(stream []byte) ([]string, error) {
 		}
 		if n++; n > MaxScanFindings {
 			return nil, fmt.Errorf("decode govulncheck output: more than %d findings", MaxScanFindings)
+		}
+		if symbolsOnly && (len(msg.Finding.Trace) == 0 || msg.Finding.Trace[0].Function == "") {
+			continue
 		}
 		seen[msg.Finding.OSV] = true
 	}

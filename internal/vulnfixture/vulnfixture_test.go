@@ -159,18 +159,18 @@ func TestFindingIDs(t *testing.T) {
 {"progress":{"message":"x"}}
 {"finding":{"osv":"GO-2021-0113"}}
 {"finding":{"osv":"GO-2022-1059"}}`
-	ids, err := findingIDs([]byte(stream))
+	ids, err := findingIDs([]byte(stream), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"GO-2021-0113", "GO-2022-1059"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("findingIDs = %v, want %v (the osv message is not a finding)", ids, want)
 	}
-	if ids, err := findingIDs(nil); err != nil || len(ids) != 0 {
+	if ids, err := findingIDs(nil, false); err != nil || len(ids) != 0 {
 		t.Errorf("empty stream: %v, %v", ids, err)
 	}
 	for _, bad := range []string{`{"finding":{"osv":""}}`, `{"finding":`, `[1,2]`} {
-		if _, err := findingIDs([]byte(bad)); err == nil {
+		if _, err := findingIDs([]byte(bad), false); err == nil {
 			t.Errorf("findingIDs(%q): no error", bad)
 		}
 	}
@@ -428,7 +428,8 @@ func TestBuildCached(t *testing.T) {
 }
 
 // TestScanSnapshots runs the official govulncheck on every fixture against
-// all three OSV snapshots and compares with the recorded table.
+// all three OSV snapshots, at module and at symbol level, and compares
+// with the recorded tables.
 func TestScanSnapshots(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPING govulncheck scans in -short mode: they install govulncheck " +
@@ -472,6 +473,14 @@ func TestScanSnapshots(t *testing.T) {
 				got[p.Name] = map[string][]string{}
 			}
 			got[p.Name][s] = ids
+			sym, err := ScanLevelIDs(ctx, gv, db, p.Path, ScanSymbol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantSym, _ := ExpectedSymbol(p.Name, s)
+			if !reflect.DeepEqual(sym, wantSym) {
+				t.Errorf("%s against %s: govulncheck -scan symbol reports %q, want %q", p.Name, s, sym, wantSym)
+			}
 		}
 	}
 	// The property the certifier's revocation test relies on: "recent" is

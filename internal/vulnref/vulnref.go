@@ -63,6 +63,15 @@ type Finding struct {
 	// Score is the CVSS base score, 0 when unknown.
 	Score   float64 `json:"score,omitempty"`
 	Summary string  `json:"summary,omitempty"`
+	// Level is LevelPresent or LevelModuleOnly; "" (older results) means
+	// present. Symbols are the vulnerable symbols found in the binary
+	// ("golang.org/x/net/html.Parse"; a package path alone when the
+	// advisory names the whole package), and LevelNote says why a finding
+	// is present without a symbol (no symbol data in the advisory, or no
+	// readable function table).
+	Level     string   `json:"level,omitempty"`
+	Symbols   []string `json:"symbols,omitempty"`
+	LevelNote string   `json:"level_note,omitempty"`
 
 	// Filled by policy evaluation.
 	// Blocking is true when the finding makes the verdict fail.
@@ -91,3 +100,44 @@ type Disagreement struct {
 	// SBOMVersion is the version the SBOM claims, for version mismatches.
 	SBOMVersion string `json:"sbom_version,omitempty"`
 }
+
+// Symbols lists the functions linked into one Go binary, inlined ones
+// included, by package import path ("golang.org/x/net/html", "net/http")
+// and symbol as OSV's ecosystem_specific.imports[].symbols name them
+// ("Parse", "Tokenizer.Next").
+type Symbols struct {
+	Packages map[string]map[string]struct{}
+}
+
+// HasPackage reports whether any function of package pkg is linked in.
+func (s *Symbols) HasPackage(pkg string) bool { return len(s.Packages[pkg]) > 0 }
+
+// Has reports whether symbol sym of package pkg is linked in.
+func (s *Symbols) Has(pkg, sym string) bool {
+	_, ok := s.Packages[pkg][sym]
+	return ok
+}
+
+// Count is the number of (package, symbol) pairs.
+func (s *Symbols) Count() int {
+	n := 0
+	for _, m := range s.Packages {
+		n += len(m)
+	}
+	return n
+}
+
+// MaxFindingSymbols bounds Finding.Symbols; a finding with more vulnerable
+// symbols present lists the first ones (sorted).
+const MaxFindingSymbols = 1000
+
+// Finding levels for Go components (Finding.Level).
+const (
+	// LevelPresent: a vulnerable symbol of an affected package is linked
+	// into the binary, or the verifier cannot tell (the advisory names no
+	// symbols, or the binary's function table cannot be read).
+	LevelPresent = "present"
+	// LevelModuleOnly: the module version is affected, but none of the
+	// advisory's vulnerable symbols is in the binary.
+	LevelModuleOnly = "module-only"
+)

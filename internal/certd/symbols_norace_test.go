@@ -1,0 +1,5 @@
+//go:build !race
+
+package certd
+
+const raceEnabled = false
