@@ -46,6 +46,10 @@ type Options struct {
 	Meta     tufrepo.ImageMeta
 	KeysDir  string // the keys directory made by "ztota keys init"
 	Expires  time.Duration
+	// Certificate is the certifier's bundle for the artifact (envelope +
+	// kind + log receipt); when set it is uploaded before the targets
+	// metadata, so a server that refuses it publishes nothing.
+	Certificate []byte
 }
 
 // Result says what was published.
@@ -54,6 +58,9 @@ type Result struct {
 	SHA256         string
 	Length         int64
 	TargetsVersion int64
+	// Certificate says what became of Options.Certificate: the stored
+	// certificate's digest, or that the server has no certifier root.
+	Certificate string
 	// Dropped lists targets the server listed that this keys directory
 	// never signed (they were not signed by the current targets key and
 	// are left out of the new version).
@@ -128,13 +135,25 @@ func Publish(ctx context.Context, c *apiclient.Client, o Options) (Result, error
 	if err := c.UploadArtifact(ctx, o.Artifact, sha); err != nil {
 		return Result{}, fmt.Errorf("uploading the artifact: %w", err)
 	}
+	var certNote string
+	if o.Certificate != nil {
+		cb, err := c.PutCertificate(ctx, sha, o.Certificate)
+		switch {
+		case apiclient.IsNoCertifier(err):
+			certNote = "not uploaded: the server has no certifier root and does not gate releases"
+		case err != nil:
+			return Result{}, fmt.Errorf("uploading the certificate: %w", err)
+		default:
+			certNote = fmt.Sprintf("%s, valid until %s", cb.CertDigest, cb.ValidUntil.Format(time.RFC3339))
+		}
+	}
 	if err := c.PublishImageTargets(ctx, data); err != nil {
 		return Result{}, fmt.Errorf("publishing the targets metadata: %w", err)
 	}
 	if err := saveRecord(o.KeysDir, data); err != nil {
 		return Result{}, fmt.Errorf("published, but keeping a copy of the signed targets: %w", err)
 	}
-	return Result{Target: path, SHA256: sha, Length: n, TargetsVersion: next.Signed.Version, Dropped: dropped}, nil
+	return Result{Target: path, SHA256: sha, Length: n, TargetsVersion: next.Signed.Version, Dropped: dropped, Certificate: certNote}, nil
 }
 
 // verifyOwn checks that the server's current targets carry a signature by

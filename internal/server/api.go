@@ -511,6 +511,10 @@ func (s *Server) handleListDeployments(w http.ResponseWriter, r *http.Request) {
 type DeploymentView struct {
 	store.Deployment
 	Devices []store.DeploymentDevice `json:"devices"`
+	// Gate says, in the answer to a new deployment, what the release
+	// gate checked (certificate and revocation list) or that this server
+	// has no certifier root and does not gate releases.
+	Gate string `json:"gate,omitempty"`
 }
 
 func (s *Server) handleGetDeployment(w http.ResponseWriter, r *http.Request) {

@@ -81,6 +81,11 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		s.fail(w, r, err)
 		return
 	}
+	gate, err := s.gateRelease(ctx, rel)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	var devs []store.Device
 	if req.Group != "" {
 		if devs, err = s.st.Devices(ctx, req.Group); err != nil {
@@ -167,6 +172,7 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		s.fail(w, r, err)
 		return
 	}
+	v.Gate = gate
 	writeJSON(w, http.StatusCreated, v)
 }
 

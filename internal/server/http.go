@@ -66,6 +66,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/devices", s.scoped(ScopeViewer, s.handleListDevices))
 	mux.HandleFunc("GET /v1/devices/{device}", s.scoped(ScopeViewer, s.handleGetDevice))
 	mux.HandleFunc("GET /v1/devices/{device}/history", s.scoped(ScopeViewer, s.handleHistory))
+	s.gateRoutes(mux)
 	return httpbound.Handler(s.cfg.Timeouts.Timeouts, mux)
 }
 

@@ -37,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/diskspace"
 	"github.com/ztota/ztota/internal/keys"
 	"github.com/ztota/ztota/internal/store"
@@ -70,6 +71,12 @@ type Config struct {
 	InsecureHTTP            bool
 	// Timeouts bound slow clients (see Timeouts; zero: defaults).
 	Timeouts Timeouts
+	// CertifierRoot is the certification service's trusted root
+	// (certroot.Trust of the root.json 'ztota cert fetch' writes). With
+	// it, the server mirrors certificate bundles and the revocation list
+	// and refuses deployments of uncertified or revoked releases (see
+	// certgate.go); without it releases are not gated.
+	CertifierRoot *certroot.Root
 }
 
 // Server is a running OTA server.

@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS deployment_devices (
 	status TEXT NOT NULL, updated INTEGER NOT NULL,
 	PRIMARY KEY (deployment, device_id));
 CREATE INDEX IF NOT EXISTS deployment_devices_device ON deployment_devices (device_id, status);
+CREATE TABLE IF NOT EXISTS certificates (
+	sha256 TEXT PRIMARY KEY, cert_digest TEXT NOT NULL, bundle BLOB NOT NULL,
+	issued INTEGER NOT NULL, valid_until INTEGER NOT NULL, stored INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS revocations (
+	id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, data BLOB NOT NULL,
+	list BLOB NOT NULL, expires INTEGER NOT NULL, stored INTEGER NOT NULL);
 `
 
 // Open opens (creating if needed) the store in dir.
