@@ -70,7 +70,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		keysCmd(g), serverCmd(g), agentCmd(g), releaseCmd(g), deployCmd(g),
 		devicesCmd(g), tokenCmd(g), demoCmd(g), tufclient.Command(),
-		certdCmd(g), certCmd(g), verifyCmd(g),
+		certdCmd(g), certCmd(g), verifyCmd(g), revocationsCmd(g),
 	)
 	return root
 }

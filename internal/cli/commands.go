@@ -181,7 +181,7 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 func serverCmd(g *globals) *cobra.Command {
 	var cfg server.Config
-	var listen string
+	var listen, certifierRoot string
 	c := &cobra.Command{
 		Use:   "server --data DIR [--listen ADDR] [--keys DIR/online]",
 		Short: "Run the OTA server",
@@ -195,6 +195,15 @@ func serverCmd(g *globals) *cobra.Command {
 			}
 			if err := cfg.ResolveTLS(); err != nil {
 				return err
+			}
+			if certifierRoot != "" {
+				r, err := loadCertifierRoot(certifierRoot)
+				if err != nil {
+					return err
+				}
+				cfg.CertifierRoot = r
+			} else {
+				cfg.Logger.Warn("no --certifier-root: releases are deployed without a certificate check")
 			}
 			s, err := server.New(ctx, cfg)
 			if err != nil {
@@ -220,6 +229,7 @@ func serverCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&cfg.TLSCertFile, "tls-cert", "", "TLS certificate (default: tls/server.pem of --keys, copied to DATA/tls/)")
 	c.Flags().StringVar(&cfg.TLSKeyFile, "tls-key", "", "TLS key (default: tls/server.key of --keys, copied to DATA/tls/)")
 	c.Flags().BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without a certificate (trusted networks and tests only)")
+	c.Flags().StringVar(&certifierRoot, "certifier-root", "", "the certifier's root.json ('ztota cert fetch'): gate deployments on its certificates and revocation list")
 	return c
 }
 
@@ -253,8 +263,9 @@ func releaseCmd(g *globals) *cobra.Command {
 	var af apiFlags
 	var hw string
 	var counter uint64
+	var gf gateFlags
 	c := &cobra.Command{
-		Use:   "release ARTIFACT --name N --version V --counter C --hardware H[,H] --keys DIR",
+		Use:   "release ARTIFACT --name N --version V --counter C --hardware H[,H] --keys DIR [--certd URL | --certificate BUNDLE]",
 		Short: "Sign an artifact into the image repository (offline targets key) and upload it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -265,11 +276,17 @@ func releaseCmd(g *globals) *cobra.Command {
 			o.Artifact = args[0]
 			o.Meta.ReleaseCounter = counter
 			o.Meta.HardwareIDs = splitList(hw)
+			if o.Certificate, err = gf.bundle(cmd.Context(), g, o.Artifact, o.Meta.Name); err != nil {
+				return err
+			}
 			res, err := release.Publish(cmd.Context(), api, o)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "released %s (sha256 %s, %d bytes) in image targets version %d\n", res.Target, res.SHA256, res.Length, res.TargetsVersion)
+			if res.Certificate != "" {
+				fmt.Fprintf(g.stdout, "  certificate %s\n", res.Certificate)
+			}
 			for _, p := range res.Dropped {
 				fmt.Fprintf(g.stdout, "  dropped %s: listed by the server, not signed by the current targets key\n", p)
 			}
@@ -283,6 +300,7 @@ func releaseCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&o.Meta.Module, "module", "", "module the release is for (default: the name)")
 	c.Flags().StringVar(&o.Meta.ArtifactType, "type", tufrepo.ArtifactBundle, "artifact type")
 	c.Flags().StringVar(&o.KeysDir, "keys", "", "keys directory made by 'ztota keys init'")
+	gf.add(c)
 	af.add(c)
 	return c
 }
@@ -324,6 +342,9 @@ func deployCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "deployment %s of %s to %d devices, waves %v: %s\n", v.ID, v.Target, len(v.Devices), v.Waves, v.Status)
+			if v.Gate != "" {
+				fmt.Fprintf(g.stdout, "  %s\n", v.Gate)
+			}
 			return nil
 		},
 	}
