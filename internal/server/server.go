@@ -21,6 +21,8 @@
 //	POST /v1/deployments                                        {release, devices | group, waves, failure_threshold} (admin)
 //	POST /v1/deployments/{id}/halt                              stop a running deployment (admin)
 //	GET  /v1/deployments[/{id}], /v1/releases, /v1/devices[/{id}[/history]]   (viewer)
+//	PUT  /v1/certificates/{sha256}, PUT /v1/revocations         certifier's bundle, newer list (integrator; certgate.go)
+//	GET  /v1/certificates/{sha256}, /v1/revocations             (viewer); /v1/devices/{device}/... (signed device request)
 //
 // API tokens travel as "Authorization: Bearer <token>" with scope admin,
 // integrator or viewer (admin may do everything, integrator may also view).
