@@ -399,3 +399,20 @@ func TestGateDevicesReadTheMirrorWithSignedRequests(t *testing.T) {
 	wantRefused(t, "unsigned", g.request(t, nil, "GET", "/v1/devices/dev1/revocations", "", nil), http.StatusUnauthorized)
 	wantRefused(t, "another device's path", g.request(t, d1.hc, "GET", "/v1/devices/dev2/certificates/"+sha, "", nil), http.StatusForbidden)
 }
+
+// TestGateExpiredCertificateIsRefusedAtDeploy stores a certificate valid
+// for an hour and deploys two hours later: the stored bundle is verified
+// again at deploy time and refused as expired.
+func TestGateExpiredCertificateIsRefusedAtDeploy(t *testing.T) {
+	g := newGateEnv(t)
+	g.enroll(t, "dev1", "hw", "")
+	target, sha := g.released(t, "1.0")
+	if a := g.api(t, "PUT", "/v1/certificates/"+sha, issueFor(t, g.fx, sha, attest.KindCertificate, attest.VerdictPass)); a.code != http.StatusOK {
+		t.Fatalf("storing the certificate: %s", a)
+	}
+	g.clk.Advance(2 * time.Hour)
+	gateUnchanged(t, g.Server.Store(), func() {
+		wantRefusedSaying(t, "deploying with an expired certificate", g.tryDeploy(t, target, "dev1"), http.StatusConflict,
+			"may not be deployed", "expired")
+	})
+}
