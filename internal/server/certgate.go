@@ -369,3 +369,24 @@ func (s *Server) gateRelease(ctx context.Context, rel store.Release) (string, er
 	}
 	return note, nil
 }
+
+// revokedTx says why a release may no longer be assigned to more devices
+// ("" when it may): the stored revocation list revokes its artifact. It
+// is checked when a running deployment assigns pending devices (a new
+// wave), so a revocation pushed after the deployment began stops it
+// before the next wave; the list was verified when stored.
+func (s *Server) revokedTx(ctx context.Context, tx *sql.Tx, rel store.Release) (string, error) {
+	if s.cfg.CertifierRoot == nil {
+		return "", nil
+	}
+	l, err := storedList(ctx, tx)
+	if err != nil || l == nil {
+		return "", err
+	}
+	r, ok := l.Lookup(rel.SHA256, "")
+	if !ok {
+		return "", nil
+	}
+	return fmt.Sprintf("the certifier revoked release %s (revocation list version %d, %v: %s): the next waves are not opened",
+		rel.Target, l.Version, r.Advisories, r.Reason), nil
+}

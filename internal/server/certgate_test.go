@@ -12,6 +12,7 @@ import (
 
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/certverify/certverifytest"
+	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/vulnref"
@@ -415,4 +416,33 @@ func TestGateExpiredCertificateIsRefusedAtDeploy(t *testing.T) {
 		wantRefusedSaying(t, "deploying with an expired certificate", g.tryDeploy(t, target, "dev1"), http.StatusConflict,
 			"may not be deployed", "expired")
 	})
+}
+
+// TestGateRevocationStopsTheNextWave revokes a release while its first
+// wave runs: when that wave completes, the next wave is not opened; the
+// deployment halts naming the advisory and the second wave's devices are
+// cancelled, their directors never listing the release.
+func TestGateRevocationStopsTheNextWave(t *testing.T) {
+	g := newGateEnv(t)
+	d0 := g.enroll(t, "d00", "hw", "fleet")
+	g.enroll(t, "d01", "hw", "fleet")
+	target, sha := g.released(t, "1.0")
+	if a := g.api(t, "PUT", "/v1/certificates/"+sha, issueFor(t, g.fx, sha, attest.KindCertificate, attest.VerdictPass)); a.code != http.StatusOK {
+		t.Fatalf("storing the certificate: %s", a)
+	}
+	dep := g.deploy(t, fmt.Sprintf(`{"release":%q,"group":"fleet","waves":[50,100],"failure_threshold":0.5}`, target))
+	wantStatus(t, dep, store.DevAssigned, "d00")
+	wantStatus(t, dep, store.DevPending, "d01")
+	list := g.fx.Revocations(t, 1, attest.Revocation{ArtifactSHA256: sha, Advisories: []string{"GO-2099-0003"}, Time: g.fx.Now, Reason: "vulnerable"})
+	if a := g.api(t, "PUT", "/v1/revocations", list); a.code != http.StatusOK {
+		t.Fatalf("storing the list: %s", a)
+	}
+	g.mustPost(t, d0, d0.rep(report.StateCommitted, target))
+	v := g.view(t, dep.ID)
+	if v.Status != store.DeployHalted || !strings.Contains(v.Reason, "GO-2099-0003") || !strings.Contains(v.Reason, "revoked") {
+		t.Fatalf("deployment after the revocation: %s %q, want halted naming GO-2099-0003", v.Status, v.Reason)
+	}
+	wantStatus(t, v, store.DevCommitted, "d00")
+	wantStatus(t, v, store.DevCancelled, "d01")
+	wantDirector(t, g.env, "", "d01")
 }

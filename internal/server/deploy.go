@@ -214,9 +214,19 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 			reason := fmt.Sprintf("%d of %d devices in waves 1-%d failed, above the threshold of %.0f%%", failed, opened, dep.Wave+1, dep.FailureThreshold*100)
 			return s.haltTx(ctx, tx, dep, devs, reason)
 		}
-		// Assign the open wave's pending devices.
+		// Assign the open wave's pending devices, unless the certifier has
+		// revoked the release since the deployment began.
+		gateChecked := false
 		for _, d := range devs {
 			if d.Wave <= dep.Wave && d.Status == store.DevPending {
+				if !gateChecked {
+					gateChecked = true
+					if reason, err := s.revokedTx(ctx, tx, rel); err != nil {
+						return err
+					} else if reason != "" {
+						return s.haltTx(ctx, tx, dep, devs, reason)
+					}
+				}
 				dev, err := store.DeviceTx(ctx, tx, d.DeviceID)
 				if err != nil {
 					return err
