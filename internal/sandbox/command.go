@@ -1,0 +1,51 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// Command returns the command that runs argv confined by p: self (the
+// device binary, which calls Main under HelperArg) is started as the
+// helper, in a fresh network namespace when p denies the network, in its
+// own process group, killed if the agent dies. dir, when set, overrides
+// p.Dir. The helper starts with the agent's privileges (it needs them to
+// join the cgroup and bring loopback up) and drops them before exec; the
+// module itself never runs with them. After the command has exited the
+// caller removes the cgroup with RemoveCgroup(p.Limits).
+func Command(ctx context.Context, self string, p Profile, dir string, argv []string) (*exec.Cmd, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("sandbox: no module command")
+	}
+	if dir != "" {
+		p.Dir = dir
+	}
+	if p.Dir == "" {
+		return nil, fmt.Errorf("%w: no working directory", ErrInvalidProfile)
+	}
+	if !filepath.IsAbs(self) {
+		return nil, fmt.Errorf("sandbox: helper path %q is not absolute", self)
+	}
+	bin := argv[0]
+	if !filepath.IsAbs(bin) {
+		return nil, fmt.Errorf("sandbox: module path %q is not absolute", bin)
+	}
+	js, err := p.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{HelperArg, string(js), "--"}, argv...)
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Dir = p.Dir
+	cmd.Env = []string{}
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if p.Network == nil {
+		attr.Cloneflags = syscall.CLONE_NEWNET
+	}
+	cmd.SysProcAttr = attr
+	return cmd, nil
+}
