@@ -9,6 +9,10 @@ import (
 	"syscall"
 )
 
+// ErrNotAbsolute is returned by Command for a helper or module path that
+// is not absolute: the agent never looks either up in a search path.
+var ErrNotAbsolute = errors.New("sandbox: path is not absolute")
+
 // Command returns the command that runs argv confined by p: self (the
 // device binary, which calls Main under HelperArg) is started as the
 // helper, in a fresh network namespace when p denies the network, in its
@@ -28,11 +32,11 @@ func Command(ctx context.Context, self string, p Profile, dir string, argv []str
 		return nil, fmt.Errorf("%w: no working directory", ErrInvalidProfile)
 	}
 	if !filepath.IsAbs(self) {
-		return nil, fmt.Errorf("sandbox: helper path %q is not absolute", self)
+		return nil, fmt.Errorf("%w: helper %q", ErrNotAbsolute, self)
 	}
 	bin := argv[0]
 	if !filepath.IsAbs(bin) {
-		return nil, fmt.Errorf("sandbox: module path %q is not absolute", bin)
+		return nil, fmt.Errorf("%w: module %q", ErrNotAbsolute, bin)
 	}
 	js, err := p.Marshal()
 	if err != nil {
