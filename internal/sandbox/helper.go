@@ -54,6 +54,9 @@ func run(args []string) error {
 		if err := loopbackUp(); err != nil {
 			return err
 		}
+		if err := onlyLoopback(); err != nil {
+			return err
+		}
 	}
 	// (c) identity and capabilities.
 	if err := dropPrivileges(p); err != nil {
@@ -101,6 +104,25 @@ func loopbackUp() error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
+}
+
+// onlyLoopback refuses to go on when the process was not started in a
+// fresh network namespace (any interface but lo is visible).
+func onlyLoopback() error {
+	b, err := os.ReadFile("/proc/self/net/dev")
+	if err != nil {
+		return fmt.Errorf("network namespace: %w", err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 2 {
+		return errors.New("network namespace: unreadable /proc/self/net/dev")
+	}
+	for _, line := range lines[2:] {
+		if name, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && name != "lo" {
+			return fmt.Errorf("network denied but interface %q is visible: not started in a fresh network namespace", name)
+		}
 	}
 	return nil
 }

@@ -384,3 +384,34 @@ func TestProbeReportsThisKernel(t *testing.T) {
 		t.Errorf("controllers %v without a hierarchy", f.Controllers)
 	}
 }
+
+// TestHelperRefusesHostNetworkNamespace starts the helper for a profile
+// that denies the network without the fresh network namespace Command
+// asks for (as a caller bypassing Command would): the helper must refuse
+// to start the module rather than run it beside the host's interfaces.
+func TestHelperRefusesHostNetworkNamespace(t *testing.T) {
+	e := setup(t)
+	if host := hostInterfaces(t); slices.Equal(host, []string{"lo"}) {
+		t.Skip("SKIP: this host itself has only lo; nothing to tell apart")
+	}
+	marker := filepath.Join(e.outside, "ran")
+	cmd, err := Command(context.Background(), e.bin, Degraded(nobody, nobody, e.data, Limits{}), e.data,
+		[]string{"/bin/touch", marker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr.Cloneflags = 0
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee interface{ ExitCode() int }
+	if !errors.As(err, &ee) || ee.ExitCode() != 126 {
+		t.Fatalf("helper in the host namespace: %v, want exit status 126", err)
+	}
+	if !strings.Contains(stderr.String(), "not started in a fresh network namespace") {
+		t.Errorf("helper stderr %q does not name the refusal", stderr.String())
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("module ran in the host network namespace: %v", err)
+	}
+}
