@@ -24,6 +24,11 @@ type moduleSpec struct {
 	Connect []string `json:"connect"`
 	Bind    []string `json:"bind"`
 	Write   []string `json:"write"`
+	// Spawn starts that many children that wait on a pipe, and records
+	// the errno of the first start that fails.
+	Spawn int `json:"spawn"`
+	// Alloc touches that many bytes of memory, then reports "allocated".
+	Alloc int64 `json:"alloc"`
 }
 
 type moduleResult struct {
@@ -106,6 +111,16 @@ func moduleMain(args []string) int {
 	} else {
 		r.Outcome["setuid 0"] = "ok"
 	}
+	if spec.Spawn > 0 {
+		r.Outcome["spawn"] = spawn(spec.Spawn)
+	}
+	if spec.Alloc > 0 {
+		buf := make([]byte, spec.Alloc)
+		for i := 0; i < len(buf); i += 4096 {
+			buf[i] = 1
+		}
+		r.Outcome["alloc"] = "allocated"
+	}
 	r.Outcome["unshare user"] = errnoName(unix.Unshare(unix.CLONE_NEWUSER))
 	r.Outcome["mount"] = errnoName(unix.Mount("none", "/mnt", "tmpfs", 0, ""))
 	if f, err := os.Open("/proc/self/status"); err == nil {
@@ -136,4 +151,29 @@ func moduleMain(args []string) int {
 	out, _ := json.Marshal(r)
 	os.Stdout.Write(out)
 	return 0
+}
+
+// spawn forks n children blocked on a pipe; it returns "ok" or the errno
+// of the first fork that failed, then releases the children.
+func spawn(n int) string {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return err.Error()
+	}
+	defer rd.Close()
+	var procs []*os.Process
+	out := "ok"
+	for i := 0; i < n; i++ {
+		p, err := os.StartProcess("/bin/cat", []string{"cat"}, &os.ProcAttr{Files: []*os.File{rd, nil, nil}})
+		if err != nil {
+			out = "fork: " + errnoName(errors.Unwrap(err))
+			break
+		}
+		procs = append(procs, p)
+	}
+	wr.Close()
+	for _, p := range procs {
+		p.Wait()
+	}
+	return out
 }

@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -414,4 +416,36 @@ func TestHelperRefusesHostNetworkNamespace(t *testing.T) {
 	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("module ran in the host network namespace: %v", err)
 	}
+}
+
+// TestCgroupLimitsHold performs what the limits must stop from inside a
+// real module: starting more processes than its pids limit allows (the
+// fork fails with EAGAIN) and touching more memory than its memory limit
+// (the kernel kills the module).
+func TestCgroupLimitsHold(t *testing.T) {
+	e := setup(t)
+	p := Degraded(nobody, nobody, e.data, Limits{Cgroup: cgName(t) + "-pids", MemoryBytes: 256 << 20, Pids: 24})
+	requireFeatures(t, e.feat, p)
+	r := runModule(t, e, p, moduleSpec{Spawn: 64})
+	expect(t, r, map[string]string{"spawn": "fork: EAGAIN", "pids.max": "24"})
+
+	p.Limits = Limits{Cgroup: cgName(t) + "-mem", MemoryBytes: 32 << 20, Pids: 64}
+	js, _ := json.Marshal(moduleSpec{Alloc: 256 << 20})
+	cmd, err := Command(context.Background(), e.bin, p, e.data, []string{e.bin, moduleArg, string(js)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	err = cmd.Run()
+	t.Cleanup(func() {
+		if err := RemoveCgroup(p.Limits); err != nil {
+			t.Errorf("removing cgroup: %v", err)
+		}
+	})
+	var xe *exec.ExitError
+	if !errors.As(err, &xe) || xe.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL || strings.Contains(stdout.String(), "allocated") {
+		t.Fatalf("module touching 256 MiB under a 32 MiB limit: %v (stdout %q), want killed", err, stdout.String())
+	}
+	t.Logf("module touching 256 MiB under a 32 MiB limit: %v", err)
 }
