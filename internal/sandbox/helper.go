@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
 	"github.com/landlock-lsm/go-landlock/landlock"
 	"golang.org/x/sys/unix"
 )
@@ -277,9 +279,38 @@ func seccompPolicy(p Profile) seccomp.Policy {
 	}
 }
 
+// denyForeignArch installs a filter that kills the process on any system
+// call made through another architecture's entry (on x86-64: the i386
+// "int 0x80" path). The policy filter above only inspects native calls and
+// lets foreign ones through to its default action, which would let a
+// module reach socket() or ptrace under their i386 numbers.
+func denyForeignArch() error {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return err
+	}
+	prog := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 4}, // seccomp_data.arch
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 1, Jf: 0, K: uint32(info.ID)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_KILL_PROCESS},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+		return e
+	}
+	return nil
+}
+
 func applySeccomp(p Profile) error {
 	if !seccomp.Supported() {
 		return nil
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	if err := denyForeignArch(); err != nil {
+		return fmt.Errorf("seccomp (foreign architectures): %w", err)
 	}
 	if err := seccomp.LoadFilter(seccomp.Filter{NoNewPrivs: true, Policy: seccompPolicy(p)}); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
