@@ -45,8 +45,21 @@ func Probe() Features {
 	switch {
 	case f.LandlockABI == 0:
 		f.Missing = append(f.Missing, "landlock (file-system and TCP rules)")
-	case f.LandlockABI < 4:
-		f.Missing = append(f.Missing, "landlock ABI >= 4 (TCP bind/connect rules)")
+	default:
+		for _, need := range []struct {
+			abi  int
+			what string
+		}{
+			{2, "landlock ABI >= 2 (refer: cross-directory renames and links stay denied)"},
+			{3, "landlock ABI >= 3 (truncate rules: truncating readable files is not denied)"},
+			{4, "landlock ABI >= 4 (TCP bind/connect rules)"},
+			{5, "landlock ABI >= 5 (device ioctl rules)"},
+			{6, "landlock ABI >= 6 (scoping of abstract UNIX sockets and signals)"},
+		} {
+			if f.LandlockABI < need.abi {
+				f.Missing = append(f.Missing, need.what)
+			}
+		}
 	}
 	if !f.Seccomp {
 		f.Missing = append(f.Missing, "seccomp filters")
