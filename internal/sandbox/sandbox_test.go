@@ -26,6 +26,8 @@ func TestMain(m *testing.M) {
 			Main()
 		case moduleArg:
 			os.Exit(moduleMain(os.Args[2:]))
+		case agentArg:
+			os.Exit(agentMain(os.Args[2:]))
 		}
 	}
 	os.Exit(m.Run())
@@ -448,4 +450,83 @@ func TestCgroupLimitsHold(t *testing.T) {
 		t.Fatalf("module touching 256 MiB under a 32 MiB limit: %v (stdout %q), want killed", err, stdout.String())
 	}
 	t.Logf("module touching 256 MiB under a 32 MiB limit: %v", err)
+}
+
+// agentArg makes the test binary act as an agent that starts a confined
+// module ("sleep") through Command, prints the module's pid and waits.
+const agentArg = "__sandbox-test-agent"
+
+func agentMain(args []string) int {
+	if len(args) != 2 {
+		return 2
+	}
+	self, data := args[0], args[1]
+	cmd, err := Command(context.Background(), self, Degraded(nobody, nobody, data, Limits{}), data, []string{"/bin/sleep", "600"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("%d\n", cmd.Process.Pid)
+	cmd.Wait()
+	return 0
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// TestModuleDiesWithItsAgent kills (SIGKILL) an agent process that
+// started a confined module: the module must not outlive it, though the
+// helper changed its credentials (which clears the parent-death signal
+// the agent set; the helper sets it again).
+func TestModuleDiesWithItsAgent(t *testing.T) {
+	e := setup(t)
+	requireFeatures(t, e.feat, Degraded(nobody, nobody, e.data, Limits{}))
+	agent := exec.Command(e.bin, agentArg, e.bin, e.data)
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil {
+		agent.Process.Kill()
+		t.Fatalf("reading the module's pid: %v", err)
+	}
+	// Wait until the helper has exec'd the module (its name is sleep).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(comm)) == "sleep" {
+			break
+		}
+		if time.Now().After(deadline) {
+			agent.Process.Kill()
+			t.Fatalf("module %d never became sleep (comm %q)", pid, comm)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := agent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	agent.Wait()
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("module %d outlived its agent", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
