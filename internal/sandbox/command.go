@@ -15,7 +15,8 @@ var ErrNotAbsolute = errors.New("sandbox: path is not absolute")
 
 // Command returns the command that runs argv confined by p: self (the
 // device binary, which calls Main under HelperArg) is started as the
-// helper, in a fresh network namespace when p denies the network, in its
+// helper, in a fresh network namespace when p denies the network or keeps
+// it to loopback, in its
 // own process group, killed if the agent dies. dir, when set, overrides
 // p.Dir. The helper starts with the agent's privileges (it needs them to
 // join the cgroup and bring loopback up) and drops them before exec; the
@@ -47,7 +48,7 @@ func Command(ctx context.Context, self string, p Profile, dir string, argv []str
 	cmd.Dir = p.Dir
 	cmd.Env = []string{}
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if p.Network == nil {
+	if p.freshNetNS() {
 		attr.Cloneflags = syscall.CLONE_NEWNET
 	}
 	cmd.SysProcAttr = attr

@@ -52,7 +52,7 @@ func run(args []string) error {
 		return err
 	}
 	// (b) loopback in the fresh network namespace.
-	if p.Network == nil {
+	if p.freshNetNS() {
 		if err := loopbackUp(); err != nil {
 			return err
 		}

@@ -76,8 +76,12 @@ type Profile struct {
 // the host's network namespace, TCP connect and bind only to the listed
 // ports (Landlock, ABI >= 4).
 type Network struct {
-	ConnectTCP []uint16 `json:"connect_tcp,omitempty"`
-	BindTCP    []uint16 `json:"bind_tcp,omitempty"`
+	// LoopbackOnly keeps the module in a fresh network namespace holding
+	// only loopback: AF_INET sockets and the granted ports work between
+	// the module's own processes, nothing outside is reachable.
+	LoopbackOnly bool     `json:"loopback_only,omitempty"`
+	ConnectTCP   []uint16 `json:"connect_tcp,omitempty"`
+	BindTCP      []uint16 `json:"bind_tcp,omitempty"`
 }
 
 // Limits are the cgroup limits of a module's processes. Cgroup names the
@@ -104,6 +108,9 @@ func Degraded(uid, gid uint32, dataDir string, limits Limits) Profile {
 		Env:      []string{"PATH=/usr/bin:/bin"},
 	}
 }
+
+// freshNetNS reports whether the module runs in its own network namespace.
+func (p Profile) freshNetNS() bool { return p.Network == nil || p.Network.LoopbackOnly }
 
 // Normal is the profile the integrator grants: Degraded's confinement plus
 // the given writable trees, kept capabilities and network.

@@ -530,3 +530,26 @@ func TestModuleDiesWithItsAgent(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestNetworkNamespaceAloneIsolates grants AF_INET and Landlock connect
+// and bind on the port of a live listener in the host's namespace, but
+// keeps the module to loopback in a fresh namespace: the connect reaches
+// nothing (ECONNREFUSED, the namespace alone stopped it) and the bind on
+// that same port succeeds in the module's own namespace.
+func TestNetworkNamespaceAloneIsolates(t *testing.T) {
+	e := setup(t)
+	_, addr := listen(t)
+	port, _ := strconv.Atoi(addr[strings.LastIndex(addr, ":")+1:])
+	p := Normal(nobody, nobody, e.data, nil, nil,
+		&Network{LoopbackOnly: true, ConnectTCP: []uint16{uint16(port)}, BindTCP: []uint16{uint16(port)}}, Limits{})
+	requireFeatures(t, e.feat, p)
+	r := runModule(t, e, p, moduleSpec{Connect: []string{addr}, Bind: []string{addr}})
+	expect(t, r, map[string]string{
+		"socket AF_INET":  "ok",
+		"connect " + addr: "connect: ECONNREFUSED",
+		"bind " + addr:    "bind: ok",
+	})
+	if !slices.Equal(r.Interfaces, []string{"lo"}) {
+		t.Errorf("module sees interfaces %v, want only lo", r.Interfaces)
+	}
+}
