@@ -220,6 +220,9 @@ func serverCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&cfg.TLSCertFile, "tls-cert", "", "TLS certificate (default: tls/server.pem of --keys, copied to DATA/tls/)")
 	c.Flags().StringVar(&cfg.TLSKeyFile, "tls-key", "", "TLS key (default: tls/server.key of --keys, copied to DATA/tls/)")
 	c.Flags().BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without a certificate (trusted networks and tests only)")
+	c.Flags().StringVar(&cfg.CertdURL, "certd", "", "certification service whose event feed the server follows to mitigate revocations")
+	c.Flags().StringVar(&cfg.CertdCAFile, "certd-ca", "", "PEM CA pinned for the certification service's certificate")
+	c.Flags().StringVar(&cfg.CertifierRoot, "certifier-root", "", "the certifier's root.json, whose certify keys must sign every event")
 	return c
 }
 

@@ -21,6 +21,7 @@
 //	POST /v1/deployments                                        {release, devices | group, waves, failure_threshold} (admin)
 //	POST /v1/deployments/{id}/halt                              stop a running deployment (admin)
 //	GET  /v1/deployments[/{id}], /v1/releases, /v1/devices[/{id}[/history]]   (viewer)
+//	GET  /v1/mitigations[?state=&device=&artifact=&repair=], /v1/repairs[/{id}], /v1/feed   (viewer; see mitigate.go)
 //
 // API tokens travel as "Authorization: Bearer <token>" with scope admin,
 // integrator or viewer (admin may do everything, integrator may also view).
@@ -70,6 +71,18 @@ type Config struct {
 	InsecureHTTP            bool
 	// Timeouts bound slow clients (see Timeouts; zero: defaults).
 	Timeouts Timeouts
+
+	// CertdURL is the certification service whose event feed the server
+	// follows to mitigate revocations ("" = none); CertdCAFile pins its
+	// TLS CA; CertifierRoot is the certifier's root.json, whose certify
+	// keys must sign every event (see mitigate.go).
+	CertdURL, CertdCAFile, CertifierRoot string
+	// FeedWait is the feed's long-poll wait (default 30s); FeedMaxBackoff
+	// bounds the delay between retries after an error (default 1 min).
+	FeedWait, FeedMaxBackoff time.Duration
+	// OnMitigation, if set, is called after an event's mitigations are
+	// committed (tests; see afterMitigation).
+	OnMitigation func(context.Context, MitigationOutcome)
 }
 
 // Server is a running OTA server.
@@ -84,6 +97,7 @@ type Server struct {
 	dkeys   sync.Map   // device id -> deviceKey
 	keyMu   sync.Mutex // serialises device key cache misses and decommissions
 	touched sync.Map   // device id -> time.Time of the last last-seen write
+	feed    *feedState // the certifier feed follower (nil: not configured)
 }
 
 func (c *Config) defaults() {
@@ -111,6 +125,12 @@ func (c *Config) defaults() {
 	if c.DeviceReplayWindow <= 0 {
 		c.DeviceReplayWindow = 1024
 	}
+	if c.FeedWait <= 0 {
+		c.FeedWait = defaultFeedWait
+	}
+	if c.FeedMaxBackoff <= 0 {
+		c.FeedMaxBackoff = defaultFeedMaxBackoff
+	}
 }
 
 // AdminTokenFile is where a new server writes its first admin token.
@@ -129,6 +149,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: cfg.Logger, cache: newMetaCache()}
+	if err := s.initFeed(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
