@@ -205,12 +205,18 @@ func (s *Server) feedOnce(ctx context.Context) error {
 		return fmt.Errorf("reading the certifier's events after %d: %w", cur, err)
 	}
 	for _, raw := range evs {
-		e, err := s.verifyEvent(raw, cur)
+		e, err := s.verifyEvent(raw)
 		if err != nil {
 			s.feed.mu.Lock()
 			s.feed.status.Refused = raw.Seq
 			s.feed.mu.Unlock()
 			return err
+		}
+		if e.Seq <= cur {
+			// Delivered again (a certifier that ignores "after", or a
+			// replay of a genuine event): already acted on.
+			s.log.Info("certifier event at or below the cursor; skipped", "event", e.Seq, "cursor", cur)
+			continue
 		}
 		if err := s.actOnEvent(ctx, e); err != nil {
 			return fmt.Errorf("acting on certifier event %d: %w", e.Seq, err)
@@ -221,9 +227,8 @@ func (s *Server) feedOnce(ctx context.Context) error {
 }
 
 // verifyEvent checks an event's envelope under the pinned root and
-// returns its signed payload, which must be the feed entry's event and
-// come after the cursor.
-func (s *Server) verifyEvent(raw certclient.Event, cur int64) (feedEvent, error) {
+// returns its signed payload, which must be the feed entry's event.
+func (s *Server) verifyEvent(raw certclient.Event) (feedEvent, error) {
 	var e feedEvent
 	if len(raw.Envelope) == 0 {
 		return e, fmt.Errorf("%w: event %d is not signed", ErrForgedEvent, raw.Seq)
@@ -238,8 +243,6 @@ func (s *Server) verifyEvent(raw certclient.Event, cur int64) (feedEvent, error)
 	switch {
 	case e.Seq != raw.Seq || e.Kind != raw.Kind || e.Artifact != raw.Artifact:
 		return e, fmt.Errorf("%w: event %d: the signed event (seq %d, %s of %q) is not the feed's entry", ErrForgedEvent, raw.Seq, e.Seq, e.Kind, e.Artifact)
-	case e.Seq <= cur:
-		return e, fmt.Errorf("%w: event %d is at or below the cursor %d (a replay)", ErrForgedEvent, e.Seq, cur)
 	case e.Kind == "" || len(e.Kind) > maxEventKindLen:
 		return e, fmt.Errorf("%w: event %d: kind %q", ErrBadEvent, e.Seq, e.Kind)
 	}
