@@ -43,6 +43,7 @@ const EventPayloadType = "application/vnd.ztota.event+json"
 // Bounds on the feed and on what an event may carry.
 const (
 	defaultFeedWait       = 30 * time.Second
+	maxFeedWait           = 60 * time.Second // certd's longest long poll
 	defaultFeedMaxBackoff = time.Minute
 	feedMinBackoff        = 200 * time.Millisecond
 	maxRootFile           = 1 << 20

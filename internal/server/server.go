@@ -125,8 +125,8 @@ func (c *Config) defaults() {
 	if c.DeviceReplayWindow <= 0 {
 		c.DeviceReplayWindow = 1024
 	}
-	if c.FeedWait <= 0 {
-		c.FeedWait = defaultFeedWait
+	if c.FeedWait <= 0 || c.FeedWait > maxFeedWait {
+		c.FeedWait = min(max(c.FeedWait, defaultFeedWait), maxFeedWait)
 	}
 	if c.FeedMaxBackoff <= 0 {
 		c.FeedMaxBackoff = defaultFeedMaxBackoff
