@@ -91,8 +91,8 @@ type feedState struct {
 func (s *Server) initFeed() error {
 	c := s.cfg
 	if c.CertdURL == "" {
-		if c.CertifierRoot != "" || c.CertdCAFile != "" {
-			return errors.New("server: --certifier-root and --certd-ca need --certd URL")
+		if c.CertdCAFile != "" {
+			return errors.New("server: --certd-ca needs --certd URL")
 		}
 		return nil
 	}

@@ -468,8 +468,9 @@ func TestMitigationAPIsRefuseBadInput(t *testing.T) {
 }
 
 // TestFeedConfigurationIsChecked: a certifier URL without the root to
-// verify its events, or over plain http without the insecure flag, or a
-// root file that is not a signed certifier root, refuses to start.
+// verify its events, or over plain http without the insecure flag, a root
+// file that is not a signed certifier root, or a pinned CA without a URL,
+// refuses to start.
 func TestFeedConfigurationIsChecked(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
@@ -482,7 +483,7 @@ func TestFeedConfigurationIsChecked(t *testing.T) {
 		{"no root", server.Config{CertdURL: "https://127.0.0.1:1"}, "--certifier-root"},
 		{"plain http", server.Config{CertdURL: "http://127.0.0.1:1", CertifierRoot: bad}, "--certd"},
 		{"bad root", server.Config{CertdURL: "https://127.0.0.1:1", CertifierRoot: bad}, "certifier root"},
-		{"root without url", server.Config{CertifierRoot: bad}, "need --certd"},
+		{"ca without url", server.Config{CertdCAFile: bad}, "needs --certd"},
 	} {
 		c.cfg.DataDir = filepath.Join(dir, c.name)
 		_, err := server.New(context.Background(), c.cfg)
