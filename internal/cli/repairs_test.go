@@ -57,3 +57,13 @@ func TestRepairsAndMitigationsCommands(t *testing.T) {
 		t.Fatalf("repairs show 9: %d %s", code, out)
 	}
 }
+
+// TestServerCertdFlags: 'ztota server --certd URL' without
+// --certifier-root refuses to start and says what is missing.
+func TestServerCertdFlags(t *testing.T) {
+	code, out := run(t, "server", "--data", t.TempDir(), "--insecure-http", "--listen", "127.0.0.1:0",
+		"--certd", "https://127.0.0.1:1")
+	if code == 0 || !strings.Contains(out, "--certifier-root") {
+		t.Fatalf("server --certd without a root: %d %s", code, out)
+	}
+}
