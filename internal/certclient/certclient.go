@@ -241,6 +241,9 @@ type Event struct {
 	Kind     string          `json:"kind"`
 	Artifact string          `json:"artifact,omitempty"`
 	Data     json.RawMessage `json:"data"`
+	// Envelope is the event signed with the certify key (DSSE, payload
+	// type "application/vnd.ztota.event+json"); act only on its payload.
+	Envelope json.RawMessage `json:"envelope,omitempty"`
 }
 
 // Events returns events after seq, waiting up to wait for one.

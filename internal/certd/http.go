@@ -32,7 +32,7 @@ import (
 //	GET  /v1/revocations         the newest signed revocation list
 //	GET  /v1/root.json, /v1/roots/{n}.root.json   the trust root chain
 //	GET  /v1/status              verifier, DB snapshot, policy, log size
-//	GET  /v1/events?after=N&wait=30s&limit=100   the event feed (long poll)
+//	GET  /v1/events?after=N&wait=30s&limit=100   the event feed (long poll), each event with its signed envelope
 //	POST /v1/webhooks            {"url": "...", "after": N}             (token)
 //	POST /v1/db?source=N         body: an OSV all.zip                   (token)
 //	POST /v1/db/poll             check the sources now                  (token)
@@ -450,7 +450,12 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, evs)
+	signed, err := s.signEvents(evs)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, signed)
 }
 
 func (s *Service) handleWebhook(w http.ResponseWriter, r *http.Request) {

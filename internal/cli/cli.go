@@ -71,6 +71,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		keysCmd(g), serverCmd(g), agentCmd(g), releaseCmd(g), deployCmd(g),
 		devicesCmd(g), tokenCmd(g), demoCmd(g), tufclient.Command(),
 		certdCmd(g), certCmd(g), verifyCmd(g), revocationsCmd(g),
+		repairsCmd(g), mitigationsCmd(g),
 	)
 	return root
 }

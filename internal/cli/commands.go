@@ -230,6 +230,8 @@ func serverCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&cfg.TLSKeyFile, "tls-key", "", "TLS key (default: tls/server.key of --keys, copied to DATA/tls/)")
 	c.Flags().BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without a certificate (trusted networks and tests only)")
 	c.Flags().StringVar(&certifierRoot, "certifier-root", "", "the certifier's root.json ('ztota cert fetch'): gate deployments on its certificates and revocation list")
+	c.Flags().StringVar(&cfg.CertdURL, "certd", "", "certification service whose event feed the server follows to mitigate revocations (needs --certifier-root)")
+	c.Flags().StringVar(&cfg.CertdCAFile, "certd-ca", "", "PEM CA pinned for the certification service's certificate")
 	return c
 }
 

@@ -67,6 +67,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/devices/{device}", s.scoped(ScopeViewer, s.handleGetDevice))
 	mux.HandleFunc("GET /v1/devices/{device}/history", s.scoped(ScopeViewer, s.handleHistory))
 	s.gateRoutes(mux)
+	// Mitigation bookkeeping (mitigate.go).
+	mux.HandleFunc("GET /v1/mitigations", s.scoped(ScopeViewer, s.handleMitigations))
+	mux.HandleFunc("GET /v1/repairs", s.scoped(ScopeViewer, s.handleRepairs))
+	mux.HandleFunc("GET /v1/repairs/{id}", s.scoped(ScopeViewer, s.handleRepair))
+	mux.HandleFunc("GET /v1/feed", s.scoped(ScopeViewer, s.handleFeedStatus))
 	return httpbound.Handler(s.cfg.Timeouts.Timeouts, mux)
 }
 

@@ -93,6 +93,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("server: %w", ErrNoTLS)
 	}
 	go s.resignLoop(ctx)
+	go s.FollowFeed(ctx)
 	if err := httpbound.Serve(ctx, ln, s.Handler(), s.cfg.Timeouts.Timeouts, tc); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}

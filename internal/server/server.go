@@ -23,6 +23,7 @@
 //	GET  /v1/deployments[/{id}], /v1/releases, /v1/devices[/{id}[/history]]   (viewer)
 //	PUT  /v1/certificates/{sha256}, PUT /v1/revocations         certifier's bundle, newer list (integrator; certgate.go)
 //	GET  /v1/certificates/{sha256}, /v1/revocations             (viewer); /v1/devices/{device}/... (signed device request)
+//	GET  /v1/mitigations[?state=&device=&artifact=&repair=], /v1/repairs[/{id}], /v1/feed   (viewer; see mitigate.go)
 //
 // API tokens travel as "Authorization: Bearer <token>" with scope admin,
 // integrator or viewer (admin may do everything, integrator may also view).
@@ -79,6 +80,18 @@ type Config struct {
 	// and refuses deployments of uncertified or revoked releases (see
 	// certgate.go); without it releases are not gated.
 	CertifierRoot *certroot.Root
+
+	// CertdURL is the certification service whose event feed the server
+	// follows to mitigate revocations ("" = none; needs CertifierRoot,
+	// whose certify keys must sign every event, see mitigate.go);
+	// CertdCAFile pins its TLS CA.
+	CertdURL, CertdCAFile string
+	// FeedWait is the feed's long-poll wait (default 30s); FeedMaxBackoff
+	// bounds the delay between retries after an error (default 1 min).
+	FeedWait, FeedMaxBackoff time.Duration
+	// OnMitigation, if set, is called after an event's mitigations are
+	// committed (tests; see afterMitigation).
+	OnMitigation func(context.Context, MitigationOutcome)
 }
 
 // Server is a running OTA server.
@@ -93,6 +106,7 @@ type Server struct {
 	dkeys   sync.Map   // device id -> deviceKey
 	keyMu   sync.Mutex // serialises device key cache misses and decommissions
 	touched sync.Map   // device id -> time.Time of the last last-seen write
+	feed    *feedState // the certifier feed follower (nil: not configured)
 }
 
 func (c *Config) defaults() {
@@ -120,6 +134,12 @@ func (c *Config) defaults() {
 	if c.DeviceReplayWindow <= 0 {
 		c.DeviceReplayWindow = 1024
 	}
+	if c.FeedWait <= 0 || c.FeedWait > maxFeedWait {
+		c.FeedWait = min(max(c.FeedWait, defaultFeedWait), maxFeedWait)
+	}
+	if c.FeedMaxBackoff <= 0 {
+		c.FeedMaxBackoff = defaultFeedMaxBackoff
+	}
 }
 
 // AdminTokenFile is where a new server writes its first admin token.
@@ -138,6 +158,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: cfg.Logger, cache: newMetaCache()}
+	if err := s.initFeed(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err

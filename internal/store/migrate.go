@@ -44,6 +44,12 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrating the database: adding %s.%s: %w", c.table, c.name, err)
 		}
 	}
+	// Tables added after the first schema, each step idempotent.
+	for _, step := range addedTables {
+		if _, err := tx.ExecContext(ctx, step); err != nil {
+			return fmt.Errorf("migrating the database: %w", err)
+		}
+	}
 	return tx.Commit()
 }
 

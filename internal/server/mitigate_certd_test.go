@@ -1,0 +1,147 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztota/ztota/internal/certd"
+	"github.com/ztota/ztota/internal/certroot"
+	"github.com/ztota/ztota/internal/report"
+	"github.com/ztota/ztota/internal/server"
+	"github.com/ztota/ztota/internal/store"
+	"github.com/ztota/ztota/internal/testbed"
+)
+
+// osvRecord writes an OSV record for a Debian package fixed in fixed.
+func osvRecord(t *testing.T, dir, id, pkg, fixed string) {
+	t.Helper()
+	rec := map[string]any{
+		"schema_version": "1.6.0", "id": id, "modified": time.Now().UTC().Format(time.RFC3339Nano),
+		"summary": "advisory " + id,
+		"affected": []any{map[string]any{
+			"package": map[string]any{"ecosystem": "Debian", "name": pkg},
+			"ranges": []any{map[string]any{"type": "ECOSYSTEM", "events": []any{
+				map[string]any{"introduced": "0"}, map[string]any{"fixed": fixed}}}},
+		}},
+	}
+	b, _ := json.Marshal(rec)
+	p := filepath.Join(dir, id+".json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Second)
+	os.Chtimes(p, later, later)
+}
+
+// dpkgArtifact writes a dpkg status database listing one package.
+func dpkgArtifact(t *testing.T, pkg, version string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), pkg+"-"+version+".status")
+	data := fmt.Sprintf("Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\nDescription: test package\n\n", pkg, version)
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRealCertifierRevocationMitigates runs a real certification service
+// in-process over TLS: it certifies two artifacts that the server
+// releases and devices install; the vulnerability database then gains an
+// advisory affecting one of them; the certifier re-inspects and revokes
+// it, and the server — following the real, signed feed — records
+// mitigations for exactly the devices running it and one repair request
+// naming the advisory.
+func TestRealCertifierRevocationMitigates(t *testing.T) {
+	ctx := ctxT(t)
+	osvDir := filepath.Join(t.TempDir(), "osv")
+	os.Mkdir(osvDir, 0o755)
+	osvRecord(t, osvDir, "TEST-0001", "unrelated", "1.0-1")
+	cd, err := certd.Open(ctx, certd.Config{DataDir: t.TempDir(), OSV: []string{osvDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cd.Close()
+	hs := httptest.NewTLSServer(cd.Handler())
+	defer hs.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o644)
+	root, err := certroot.Trust(cd.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	outcomes := make(chan server.MitigationOutcome, 8)
+	e := newEnv(t, func(c *server.Config) {
+		c.CertdURL, c.CertdCAFile, c.CertifierRoot = hs.URL, caFile, root
+		c.FeedWait, c.FeedMaxBackoff = 2*time.Second, 100*time.Millisecond
+		c.OnMitigation = func(_ context.Context, o server.MitigationOutcome) { outcomes <- o }
+	})
+	foo, bar := dpkgArtifact(t, "libfoo", "1.0-1"), dpkgArtifact(t, "libbar", "3.0-1")
+	for _, p := range []string{foo, bar} {
+		data, _ := os.ReadFile(p)
+		out, err := cd.Submit(ctx, filepath.Base(p), bytes.NewReader(data), nil)
+		if err != nil || out.Result.Verdict != "pass" {
+			t.Fatalf("certifying %s: %+v %v", p, out, err)
+		}
+	}
+	ds := e.fleet(t, 3)
+	vFoo := e.Release(foo, "1.0", 1, "hw1").Target
+	vBar := e.Release(bar, "3.0", 2, "hw1").Target
+	e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["d00","d01"]}`, vFoo))
+	e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["d02"]}`, vBar))
+	for i, d := range ds {
+		target := vFoo
+		if i == 2 {
+			target = vBar
+		}
+		e.mustPost(t, d, d.rep(report.StateCommitted, target))
+	}
+	follow(t, e.Server)
+
+	start := time.Now()
+	osvRecord(t, osvDir, "TEST-0002", "libfoo", "2.0-1")
+	if reps, err := cd.Poll(ctx); err != nil || len(reps) != 1 || len(reps[0].Revoked) != 1 {
+		t.Fatalf("database update: %+v %v", reps, err)
+	}
+	select {
+	case o := <-outcomes:
+		t.Logf("revocation to mitigations recorded: %s", time.Since(start))
+		if !slices.Equal(o.Devices, []string{"d00", "d01"}) || !slices.Equal(o.Advisories, []string{"TEST-0002"}) {
+			t.Fatalf("outcome %+v", o)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no mitigation 30 s after the revocation; feed status %+v", e.Server.FeedStatus(ctx))
+	}
+	// Let the follower reach the certifier's last event.
+	testbed.WaitFor(t, 20*time.Second, "the follower at the feed's end", func() bool {
+		evs, err := cd.Events(ctx, 0, certd.MaxEventsPerPage, 0)
+		return err == nil && len(evs) > 0 && e.Server.FeedStatus(ctx).Cursor == evs[len(evs)-1].Seq
+	})
+	st := e.Server.Store()
+	ms, _ := st.Mitigations(ctx, store.MitigationFilter{})
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.DeviceID)
+	}
+	if !slices.Equal(got, []string{"d00", "d01"}) {
+		t.Fatalf("mitigated devices %v, want d00 d01 (d02 runs another artifact)", got)
+	}
+	rs, _ := st.Repairs(ctx)
+	if len(rs) != 1 || rs[0].Devices != 2 || !slices.Equal(rs[0].Advisories, []string{"TEST-0002"}) ||
+		!slices.Equal(rs[0].Releases, []string{vFoo}) || !strings.Contains(rs[0].Reason, "TEST-0002") {
+		t.Fatalf("repair requests %+v", rs)
+	}
+	if fs := e.Server.FeedStatus(ctx); fs.Refused != 0 || fs.LastError != "" {
+		t.Fatalf("feed status %+v", fs)
+	}
+}
