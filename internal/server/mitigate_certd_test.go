@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -92,6 +93,16 @@ func TestRealCertifierRevocationMitigates(t *testing.T) {
 		out, err := cd.Submit(ctx, filepath.Base(p), bytes.NewReader(data), nil)
 		if err != nil || out.Result.Verdict != "pass" {
 			t.Fatalf("certifying %s: %+v %v", p, out, err)
+		}
+		// The gate (the same certifier root) deploys only certified
+		// releases: the certifier's bundle goes to the server first.
+		bundle, err := cd.Bundle(ctx, out.Result.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(server.CertBundle{Envelope: bundle.Envelope, Kind: bundle.Kind, Receipt: &bundle.Receipt})
+		if a := e.api(t, "PUT", "/v1/certificates/"+out.Artifact, body); a.code != http.StatusOK {
+			t.Fatalf("storing the certificate of %s: %s", p, a)
 		}
 	}
 	ds := e.fleet(t, 3)

@@ -154,6 +154,17 @@ func newMitigationBed(t *testing.T) *mitigationBed {
 	ctx := ctxT(t)
 	ds := mb.fleet(t, 4)
 	mb.v1, mb.v2 = mb.release(t, "1.0", 1, "hw1"), mb.release(t, "2.0", 2, "hw1")
+	// The gate (the same certifier root) lets only certified releases be
+	// deployed: the certifier's bundles go to the server first.
+	for _, target := range []string{mb.v1, mb.v2} {
+		r, err := mb.Server.Store().Release(ctx, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := mb.api(t, "PUT", "/v1/certificates/"+r.SHA256, issueFor(t, mb.cert, r.SHA256, attest.KindCertificate, attest.VerdictPass)); a.code != http.StatusOK {
+			t.Fatalf("storing the certificate of %s: %d %s", target, a.code, a.body)
+		}
+	}
 	for _, x := range []struct {
 		target string
 		devs   []*device
