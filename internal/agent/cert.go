@@ -300,6 +300,10 @@ func (a *Agent) CheckRevocations(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if errors.Is(verr, attest.ErrExpired) {
+		// An expired list is a stale one: reported as such below.
+		ferr, verr = verr, nil
+	}
 	if verr != nil {
 		a.reportList(ctx, verr)
 	}
