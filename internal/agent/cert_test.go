@@ -8,9 +8,11 @@ package agent_test
 // by the front in front of it (a lying server or a man in the middle).
 
 import (
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/testbed"
+	"github.com/ztota/ztota/internal/translog"
 	"github.com/ztota/ztota/internal/verifystate"
 )
 
@@ -45,11 +48,11 @@ func newCertBed(t *testing.T) *certBed {
 
 // device starts an agent that enforces certification under the test
 // certifier's root.
-func (cb *certBed) device(t *testing.T, id string) *agent.Agent {
+func (cb *certBed) device(t *testing.T, id string, tweak ...func(*agent.Config)) *agent.Agent {
 	t.Helper()
-	return device(t, cb.b, id, "board-a", func(c *agent.Config) {
+	return device(t, cb.b, id, "board-a", append([]func(*agent.Config){func(c *agent.Config) {
 		c.CertifierRoot = filepath.Join(cb.fx.Dir, certroot.CurrentRootFile)
-	})
+	}}, tweak...)...)
 }
 
 // bundle signs and logs a result of kind and verdict for sha and returns
@@ -149,7 +152,10 @@ func TestRevokedBetweenDeployAndInstallIsRefused(t *testing.T) {
 		t.Fatal("the revoked artifact is not in the refused set")
 	}
 	reportSaying(t, cb.b, a, "dev-cert-1", "refused", "GO-2026-0001")
-	for _, p := range cb.f.seen {
+	cb.f.mu.Lock()
+	seen := append([]string(nil), cb.f.seen...)
+	cb.f.mu.Unlock()
+	for _, p := range seen {
 		if strings.HasPrefix(p, "/image/targets/") {
 			t.Fatalf("the revoked artifact was downloaded: %s", p)
 		}
@@ -445,4 +451,99 @@ func recordedVersion(t *testing.T, b *testbed.Bed, id string) int64 {
 		return 0
 	}
 	return s.Revocations.Version
+}
+
+// installThenV2 installs a certified v1 (the device records the log's
+// checkpoint of size 1), then certifies (log size 2) and deploys v2.
+func installThenV2(t *testing.T, cb *certBed, a *agent.Agent, id string) release.Result {
+	t.Helper()
+	cb.push(t, 1)
+	r1 := cb.certified(t, "1.0.0", 1)
+	cb.b.Deploy(r1.Target, id)
+	testbed.CycleInstalls(t, a, r1.SHA256, "installing v1")
+	r2 := cb.certified(t, "2.0.0", 2)
+	cb.b.Deploy(r2.Target, id)
+	return r2
+}
+
+// TestLaterReceiptWithoutAConsistencyProofIsNotInstalled performs a
+// receipt of a larger log tree than the one the device recorded, with no
+// way for the device to fetch a consistency proof (no certifier_log_url):
+// the device cannot tell a fork from growth, so it refuses it as
+// transient (certverify.ErrLogInconsistent), installs nothing and refuses
+// nothing for good.
+func TestLaterReceiptWithoutAConsistencyProofIsNotInstalled(t *testing.T) {
+	cb := newCertBed(t)
+	a := cb.device(t, "dev-cert-13")
+	r2 := installThenV2(t, cb, a, "dev-cert-13")
+	err := a.Cycle(testbed.Ctx(t))
+	if !errors.Is(err, certverify.ErrLogInconsistent) {
+		t.Fatalf("cycle: %v, want %v", err, certverify.ErrLogInconsistent)
+	}
+	if _, ok := a.Refused()[r2.SHA256]; ok {
+		t.Fatal("an unproved checkpoint was made a final refusal")
+	}
+	reportSaying(t, cb.b, a, "dev-cert-13", "failed", "not consistent")
+}
+
+// TestLaterReceiptIsInstalledWithAConsistencyProofFromTheLog: with
+// certifier_log_url the device fetches the proof that the larger tree
+// extends the recorded one, verifies it, installs, and records the newer
+// checkpoint.
+func TestLaterReceiptIsInstalledWithAConsistencyProofFromTheLog(t *testing.T) {
+	cb := newCertBed(t)
+	logSrv := httptest.NewServer(cb.fx.Log.Handler())
+	t.Cleanup(logSrv.Close)
+	a := cb.device(t, "dev-cert-14", func(c *agent.Config) { c.CertifierLogURL = logSrv.URL })
+	r2 := installThenV2(t, cb, a, "dev-cert-14")
+	testbed.CycleInstalls(t, a, r2.SHA256, "installing v2 with a consistency proof")
+	s, err := verifystate.Load(filepath.Join(cb.b.Dir, "devices", "dev-cert-14", "certstate.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Checkpoint == nil || s.Checkpoint.Size != 2 {
+		t.Fatalf("recorded checkpoint %+v, want the log's tree of size 2", s.Checkpoint)
+	}
+}
+
+// TestForkedLogCheckpointIsRefused performs a split view: a second log
+// under the certifier's own origin and log key (a certifier or log key
+// compromise) whose tree has the size the device recorded but other
+// contents, receipting a certificate for the assigned artifact. Refused
+// (certverify.ErrLogInconsistent), reported at once, nothing installed.
+func TestForkedLogCheckpointIsRefused(t *testing.T) {
+	cb := newCertBed(t)
+	a := cb.device(t, "dev-cert-15")
+	cb.push(t, 1)
+	r1 := cb.certified(t, "1.0.0", 1) // the real log's tree: size 1
+	cb.b.Deploy(r1.Target, "dev-cert-15")
+	testbed.CycleInstalls(t, a, r1.SHA256, "installing v1")
+	r2 := cb.b.Release(cb.b.ScriptBundle("2.0.0", true, 4096), "2.0.0", 2, "board-a")
+	fork := *cb.fx
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "fork.db")+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	signer, err := certroot.LogSigner(certverifytest.Origin, cb.fx.Online.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fork.Log, err = translog.Open(db, certverifytest.Origin, signer); err != nil {
+		t.Fatal(err)
+	}
+	fork.DB = db
+	forked := (&certBed{b: cb.b, f: cb.f, fx: &fork}).bundle(t, r2.SHA256, attest.KindCertificate, attest.VerdictPass)
+	if _, err := cb.b.Admin.PutCertificate(testbed.Ctx(t), r2.SHA256, forked); err != nil {
+		t.Fatal(err) // the server checks origin and key only; the device keeps the log's history
+	}
+	cb.b.Deploy(r2.Target, "dev-cert-15")
+	err = a.Cycle(testbed.Ctx(t))
+	if !errors.Is(err, certverify.ErrLogInconsistent) || !strings.Contains(err.Error(), "forked") {
+		t.Fatalf("cycle: %v, want %v (forked)", err, certverify.ErrLogInconsistent)
+	}
+	if got := testbed.Installed(t, a); got != r1.SHA256 {
+		t.Fatalf("the device runs %s, want v1 %s", got, r1.SHA256)
+	}
+	reportSaying(t, cb.b, a, "dev-cert-15", "failed", "forked")
 }
