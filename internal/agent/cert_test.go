@@ -547,3 +547,36 @@ func TestForkedLogCheckpointIsRefused(t *testing.T) {
 	}
 	reportSaying(t, cb.b, a, "dev-cert-15", "failed", "forked")
 }
+
+// TestRunningAgentSeesARevocationOfWhatItRuns performs a revocation of
+// the running artifact while the agent runs its loop with nothing new in
+// the TUF repositories (check-ins answer "not modified", no full refresh
+// due): the periodic list check (revocations_interval) finds it and
+// reports it.
+func TestRunningAgentSeesARevocationOfWhatItRuns(t *testing.T) {
+	cb := newCertBed(t)
+	cfg := cb.b.AgentConfig("dev-cert-16", "board-a")
+	cfg.CertifierRoot = filepath.Join(cb.fx.Dir, certroot.CurrentRootFile)
+	cfg.RevocationsInterval = agent.Duration(300 * time.Millisecond)
+	cfg.FullRefresh = agent.Duration(time.Hour)
+	a, err := agent.New(testbed.Ctx(t), cfg, cb.b.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb.push(t, 1)
+	r := cb.certified(t, "1.0.0", 1)
+	ctx, cancel := contextWithCancel(t)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testbed.WaitFor(t, 10*time.Second, "enrollment", func() bool {
+		_, err := cb.b.Server.Store().Device(testbed.Ctx(t), "dev-cert-16")
+		return err == nil
+	})
+	cb.b.Deploy(r.Target, "dev-cert-16")
+	testbed.WaitFor(t, 20*time.Second, "v1 committed", func() bool { return hasState(cb.b, "dev-cert-16", "committed") })
+	cb.push(t, 2, revocation(r.SHA256, "GO-2026-0016"))
+	testbed.WaitFor(t, 20*time.Second, "the revocation of the running artifact reported", func() bool {
+		return countSaying(cb.b, "dev-cert-16", "refused", "revoked: GO-2026-0016") == 1
+	})
+}
