@@ -370,8 +370,10 @@ func (a *Agent) checkRunning(ctx context.Context, l *attest.RevocationList) erro
 
 // runningRevoked is the mitigation hook: the certifier's signed list
 // revokes the artifact the device runs. Today it reports it ("refused",
-// detail "revoked: <advisories> ...") and keeps the module running; the
-// switch to a pre-designated backup or a degraded profile goes here.
+// detail "revoked: <advisories> ...", no target: the server moves
+// deployments only on reports that name a target, so this report does
+// not count against a finished deployment) and keeps the module running;
+// the switch to a pre-designated backup or a degraded profile goes here.
 func (a *Agent) runningRevoked(ctx context.Context, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
 	detail := fmt.Sprintf("revoked: %s: the running %s (sha256 %s) is revoked by revocation list version %d on %s (%s); mitigation needed",
 		strings.Join(r.Advisories, " "), cur.Target, cur.SHA256, l.Version, r.Time.UTC().Format(time.RFC3339), r.Reason)
