@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/diskspace"
 	"github.com/ztota/ztota/internal/enroll"
@@ -77,6 +78,15 @@ type Agent struct {
 
 	deadMu sync.Mutex
 	dead   []string // ids dead-lettered since the last notice
+
+	// Certification (cert.go): the pinned certifier root (nil: not
+	// enforced), when the list was last checked, and what was reported
+	// about it (each reported once).
+	certRoot      *certroot.Root
+	lastList      time.Time
+	staleReported bool
+	lastListErr   string
+	revokedSeen   string
 }
 
 // Steps at which a crash test may halt the agent.
@@ -121,6 +131,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("%s: the device key must be ed25519", kp)
 	}
 	a.key = priv
+	if err := a.loadCertRoot(); err != nil {
+		return nil, err
+	}
 	if a.st, err = loadState(a.statePath()); err != nil {
 		return nil, err
 	}
@@ -267,11 +280,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	}
 	for {
+		if a.revocationsDue() {
+			a.lastList = time.Now()
+			if err := a.CheckRevocations(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("revocation list", "err", err)
+			}
+		}
 		if err := a.Cycle(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("update cycle", "err", err)
 		}
 		wait := time.Duration(a.cfg.PollInterval)
 		wait = wait*4/5 + time.Duration(rand.Int64N(int64(wait)*2/5+1))
+		if a.certRoot != nil {
+			wait = min(wait, max(time.Until(a.lastList.Add(time.Duration(a.cfg.RevocationsInterval))), 0))
+		}
 		if until := time.Until(a.retryAt); a.retry && until > 0 {
 			// A transient failure: try again after its back-off (past
 			// it, the poll interval paces the attempts).

@@ -113,6 +113,23 @@ type Config struct {
 	// signed and enrollment stays bound to the token, but use it only in
 	// tests or behind a trusted network.
 	InsecureHTTP bool `json:"insecure_http,omitempty"`
+	// CertifierRoot is the certification service's root.json pinned for
+	// this device (certroot). With it, certification is enforced: a target
+	// is installed only with a certificate for exactly its sha256 under
+	// this root, with a log receipt, not revoked in a fresh revocation
+	// list (see cert.go). Without it the agent installs what the signed
+	// TUF metadata allows and logs once that certification is not
+	// enforced.
+	CertifierRoot string `json:"certifier_root,omitempty"`
+	// CertifierLogURL, optional, is the certifier's transparency log
+	// (".../log" of certd): consistency proofs between the checkpoint the
+	// device recorded and a newer receipt's are fetched from it (and
+	// verified). Without it only receipts of the recorded tree size pass
+	// (a newer one is refused as transient: see DESIGN.md).
+	CertifierLogURL string `json:"certifier_log_url,omitempty"`
+	// RevocationsInterval is how often the running agent fetches the
+	// revocation list (besides every full refresh); default 5m.
+	RevocationsInterval Duration `json:"revocations_interval,omitempty"`
 }
 
 // MaxConfigSize bounds the configuration file.
@@ -138,7 +155,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot, &c.ServerCA} {
+	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot, &c.ServerCA, &c.CertifierRoot} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -193,6 +210,21 @@ func (c *Config) Validate() error {
 	}
 	if c.FullRefresh <= 0 {
 		c.FullRefresh = Duration(5 * time.Minute)
+	}
+	if c.RevocationsInterval <= 0 {
+		c.RevocationsInterval = Duration(5 * time.Minute)
+	}
+	if c.CertifierLogURL != "" {
+		if err := tlsutil.CheckURL("certifier_log_url", c.CertifierLogURL, c.InsecureHTTP); err != nil {
+			return err
+		}
+	}
+	if c.CertifierRoot != "" {
+		abs, err := filepath.Abs(c.CertifierRoot)
+		if err != nil {
+			return err
+		}
+		c.CertifierRoot = abs
 	}
 	if c.Module.Health.Timeout <= 0 {
 		c.Module.Health.Timeout = Duration(30 * time.Second)

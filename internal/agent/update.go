@@ -268,6 +268,13 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	for u, et := range seen {
 		a.etags[u] = et
 	}
+	if a.certRoot != nil {
+		// Every full refresh also refreshes the revocation list.
+		a.lastList = time.Now()
+		if err := a.CheckRevocations(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("revocation list", "err", err)
+		}
+	}
 	// Targets for this module are ours to act on; a target addressed to
 	// another device is kept too, so that checkPolicy refuses it loudly.
 	var mine []Candidate
@@ -330,6 +337,17 @@ func (a *Agent) Cycle(ctx context.Context) error {
 		}
 		a.refuse(ctx, c, err)
 		return err
+	}
+	// Certification, before any byte is downloaded (cert.go).
+	if err := a.checkCertificate(ctx, c); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		if classify(err) == classFinal {
+			a.refuse(ctx, c, err)
+			return err
+		}
+		return a.transient(ctx, c, report.StateVerifying, err, certAttempts(err))
 	}
 	a.lastErr = ""
 	return a.install(ctx, c)
