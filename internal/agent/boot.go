@@ -37,7 +37,11 @@ func (a *Agent) boot(ctx context.Context) error {
 		return a.rollback(ctx, m.Target, m.Version, m.SHA256, "slot contents do not verify: "+err.Error())
 	}
 	env := a.moduleEnv(dec.Slot, m.Version)
-	p, err := startModule(dec.Dir, a.cfg.Module, a.logPath(), env)
+	conf, err := a.confineFor(m.SHA256)
+	if err != nil {
+		return a.rollback(ctx, m.Target, m.Version, m.SHA256, err.Error())
+	}
+	p, err := startModule(dec.Dir, a.cfg.Module, a.logPath(), env, conf)
 	if err != nil {
 		return a.rollback(ctx, m.Target, m.Version, m.SHA256, err.Error())
 	}
@@ -67,6 +71,7 @@ func (a *Agent) boot(ctx context.Context) error {
 	a.setProc(p, dec.Dir)
 	a.activeBad = false
 	a.report(ctx, report.StateCommitted, m.Target, m.Version, 0, "")
+	a.recoverIfFixed(ctx, m)
 	if err != nil {
 		return fmt.Errorf("committed, but saving the release counter floor failed: %w", err)
 	}
@@ -107,7 +112,12 @@ func (a *Agent) startActive(ctx context.Context) error {
 	}
 	m := st.Slots[st.Active]
 	dir := a.slots.Dir(st.Active)
-	p, err := startModule(dir, a.cfg.Module, a.logPath(), a.moduleEnv(st.Active, m.Version))
+	a.recoverIfFixed(ctx, m)
+	conf, err := a.confineFor(m.SHA256)
+	if err != nil {
+		return err
+	}
+	p, err := startModule(dir, a.cfg.Module, a.logPath(), a.moduleEnv(st.Active, m.Version), conf)
 	if err != nil {
 		return err
 	}

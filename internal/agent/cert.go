@@ -369,16 +369,26 @@ func (a *Agent) checkRunning(ctx context.Context, l *attest.RevocationList) erro
 }
 
 // runningRevoked is the mitigation hook: the certifier's signed list
-// revokes the artifact the device runs. Today it reports it ("refused",
-// detail "revoked: <advisories> ...", no target: the server moves
-// deployments only on reports that name a target, so this report does
-// not count against a finished deployment) and keeps the module running;
-// the switch to a pre-designated backup or a degraded profile goes here.
+// revokes the artifact the device runs. It reports it ("refused", detail
+// "revoked: <advisories> ...", no target: the server moves deployments
+// only on reports that name a target, so this report does not count
+// against a finished deployment) and restarts the module under its
+// degraded profile (degrade.go; reported "degraded"). The switch to a
+// pre-designated backup goes here too, later.
 func (a *Agent) runningRevoked(ctx context.Context, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
+	if mode, _, _ := a.Mode(); mode == ModeDegraded {
+		a.mu.Lock()
+		same := a.st.Mitigation != nil && a.st.Mitigation.SHA256 == cur.SHA256
+		a.mu.Unlock()
+		if same {
+			return // reported when it was degraded (before a restart, say)
+		}
+	}
 	detail := fmt.Sprintf("revoked: %s: the running %s (sha256 %s) is revoked by revocation list version %d on %s (%s); mitigation needed",
 		strings.Join(r.Advisories, " "), cur.Target, cur.SHA256, l.Version, r.Time.UTC().Format(time.RFC3339), r.Reason)
 	a.log.Error("the running artifact is revoked", "target", cur.Target, "advisories", r.Advisories, "list", l.Version)
 	a.report(ctx, report.StateRefused, "", cur.Version, 0, detail)
+	a.degrade(ctx, cur, l, r)
 }
 
 // revocationsDue says whether the periodic list check is due.

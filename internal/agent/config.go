@@ -26,11 +26,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/ztota/ztota/internal/boundedfile"
+	"github.com/ztota/ztota/internal/sandbox"
 	"github.com/ztota/ztota/internal/tlsutil"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
@@ -82,6 +84,24 @@ type Module struct {
 	Command []string `json:"command"`
 	Env     []string `json:"env,omitempty"`
 	Health  Health   `json:"health"`
+	// Profile, optional, is the normal privilege profile (package
+	// sandbox) the module runs under; absent, the module runs unconfined
+	// with the agent's identity, as before.
+	Profile *sandbox.Profile `json:"profile,omitempty"`
+	// Degraded, optional, is the degraded profile the module is restarted
+	// under when the certifier's revocation list revokes what it runs.
+	// Default: sandbox.Degraded with DegradedUser and the module's data
+	// directory (DATA_DIR/module-data) as the only writable tree.
+	Degraded *sandbox.Profile `json:"degraded,omitempty"`
+	// DegradedUser is the uid/gid of the default degraded profile
+	// (default 65534:65534).
+	DegradedUser *User `json:"degraded_user,omitempty"`
+}
+
+// User is a numeric uid and gid.
+type User struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
 }
 
 // Config is the agent's configuration file.
@@ -130,6 +150,9 @@ type Config struct {
 	// RevocationsInterval is how often the running agent fetches the
 	// revocation list (besides every full refresh); default 5m.
 	RevocationsInterval Duration `json:"revocations_interval,omitempty"`
+	// SandboxHelper is the executable started as the sandbox helper
+	// (sandbox.HelperArg); default: this program (os.Executable).
+	SandboxHelper string `json:"sandbox_helper,omitempty"`
 }
 
 // MaxConfigSize bounds the configuration file.
@@ -225,6 +248,26 @@ func (c *Config) Validate() error {
 			return err
 		}
 		c.CertifierRoot = abs
+	}
+	for name, p := range map[string]*sandbox.Profile{"module.profile": c.Module.Profile, "module.degraded": c.Module.Degraded} {
+		if p != nil {
+			if err := p.Validate(); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if u := c.Module.DegradedUser; u != nil && (u.UID == 0 || u.GID == 0) {
+		return fmt.Errorf("module.degraded_user: uid and gid must be non-zero")
+	}
+	if c.SandboxHelper == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("sandbox_helper: %w", err)
+		}
+		c.SandboxHelper = exe
+	}
+	if !filepath.IsAbs(c.SandboxHelper) {
+		return fmt.Errorf("sandbox_helper %q: must be an absolute path", c.SandboxHelper)
 	}
 	if c.Module.Health.Timeout <= 0 {
 		c.Module.Health.Timeout = Duration(30 * time.Second)

@@ -29,6 +29,26 @@ type persisted struct {
 	// installed), so that an assignment of bytes the device already runs
 	// is answered once.
 	Announced string `json:"announced,omitempty"`
+	// Mitigation, when set, says the module runs degraded: the
+	// certifier's signed revocation list revokes the artifact it runs.
+	// A restarted agent starts that artifact degraded again; a committed
+	// release with another digest clears it.
+	Mitigation *mitigation `json:"mitigation,omitempty"`
+}
+
+// Modes of the module.
+const (
+	ModeNormal   = "normal"
+	ModeDegraded = "degraded"
+)
+
+// mitigation is the persisted mode of the module.
+type mitigation struct {
+	Mode       string    `json:"mode"`
+	SHA256     string    `json:"sha256"`
+	Advisories []string  `json:"advisories"`
+	List       int64     `json:"list_version"`
+	Since      time.Time `json:"since"`
 }
 
 // refusal is one entry of the refused set. Older state files hold only the

@@ -12,7 +12,15 @@ import (
 	"time"
 
 	"github.com/ztota/ztota/internal/report"
+	"github.com/ztota/ztota/internal/sandbox"
 )
+
+// confine is how a module is confined: a profile, nil for none, and the
+// sandbox helper executable.
+type confine struct {
+	profile *sandbox.Profile
+	helper  string
+}
 
 // process is a running module.
 type process struct {
@@ -23,8 +31,10 @@ type process struct {
 
 // startModule starts the module from a slot directory, in its own process
 // group, with output appended to logPath and exactly the environment env
-// (see moduleEnv).
-func startModule(dir string, m Module, logPath string, env []string) (*process, error) {
+// (see moduleEnv). With a profile (conf set) the module is started through
+// the sandbox helper conf.helper, which confines itself by the profile and
+// execs the module; the profile's cgroup is removed once it exited.
+func startModule(dir string, m Module, logPath string, env []string, conf ...confine) (*process, error) {
 	if len(m.Command) == 0 {
 		return nil, errors.New("module has no command")
 	}
@@ -36,11 +46,25 @@ func startModule(dir string, m Module, logPath string, env []string) (*process, 
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(dir, bin), m.Command[1:]...)
-	cmd.Dir = dir
-	cmd.Env = env
+	var cmd *exec.Cmd
+	var limits *sandbox.Limits
+	if len(conf) > 0 && conf[0].profile != nil {
+		p := *conf[0].profile
+		p.Env = append(append([]string(nil), env...), p.Env...)
+		argv := append([]string{filepath.Join(dir, bin)}, m.Command[1:]...)
+		cmd, err = sandbox.Command(context.Background(), conf[0].helper, p, dir, argv)
+		if err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("starting module %s confined: %w", bin, err)
+		}
+		limits = &p.Limits
+	} else {
+		cmd = exec.Command(filepath.Join(dir, bin), m.Command[1:]...)
+		cmd.Dir = dir
+		cmd.Env = env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting module %s: %w", bin, err)
@@ -49,6 +73,9 @@ func startModule(dir string, m Module, logPath string, env []string) (*process, 
 	go func() {
 		p.err = cmd.Wait()
 		logf.Close()
+		if limits != nil {
+			sandbox.RemoveCgroup(*limits)
+		}
 		close(p.done)
 	}()
 	return p, nil

@@ -12,7 +12,11 @@
 // per id however often it is resent. seq increases per device. time is
 // RFC 3339. target, version, progress and detail may be omitted. progress is
 // 0 to 100 (meaningful in state downloading); detail carries the reason in
-// states failed and refused.
+// states failed and refused. The mitigation states are degraded (the
+// module was restarted under its kernel-enforced degraded profile because
+// the certifier's revocation list revokes it; detail names the advisories
+// and any kernel feature missing) and recovered (the module runs under its
+// normal profile again); each is sent once per transition.
 //
 // The signed form is
 //

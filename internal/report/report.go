@@ -56,11 +56,18 @@ const (
 	StateFailed         State = "failed"      // detail = reason
 	StateRolledBack     State = "rolled-back" // the previous slot came back
 	StateRefused        State = "refused"     // verification refused an update; detail = reason
+	// Mitigation states: the module runs on under its degraded profile
+	// because the certifier's signed revocation list revokes it (detail
+	// names the advisories and any kernel feature the profile lacks), and
+	// the module is back to its normal profile (a fixed release committed).
+	StateDegraded  State = "degraded"
+	StateRecovered State = "recovered"
 )
 
 // States lists every valid state.
 var States = []State{StateIdle, StateChecking, StateDownloading, StateVerifying, StateInstalling,
-	StateRestarting, StateHealthChecking, StateCommitted, StateFailed, StateRolledBack, StateRefused}
+	StateRestarting, StateHealthChecking, StateCommitted, StateFailed, StateRolledBack, StateRefused,
+	StateDegraded, StateRecovered}
 
 // Valid reports whether s is one of States.
 func (s State) Valid() bool {

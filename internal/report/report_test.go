@@ -72,7 +72,7 @@ func TestNewReportsHaveDistinctUUIDs(t *testing.T) {
 }
 
 func TestEveryDocumentedStateIsValid(t *testing.T) {
-	for _, s := range strings.Fields("checking downloading verifying installing restarting health-checking committed failed rolled-back refused idle") {
+	for _, s := range strings.Fields("checking downloading verifying installing restarting health-checking committed failed rolled-back refused idle degraded recovered") {
 		if !State(s).Valid() {
 			t.Errorf("%q not valid", s)
 		}
