@@ -17,6 +17,7 @@
 //	slots/               A/B slots (slot package)
 //	outbox/              unacknowledged signed reports (outbox package)
 //	module.log           output of the supervised module
+//	module-data/         the module's data directory under a profile (owned by its uid)
 //	health.out           output of the last health command
 //	deadletter.jsonl     reports the server refused (bounded; see DESIGN.md)
 package agent
