@@ -24,6 +24,9 @@ import (
 	"github.com/ztota/ztota/internal/slot"
 )
 
+// probe reports the kernel's sandbox features (a test replaces it).
+var probe = sandbox.Probe
+
 // defaultDegradedID is the uid and gid of the default degraded profile
 // (nobody:nogroup).
 const defaultDegradedID = 65534
@@ -145,7 +148,7 @@ func (a *Agent) degrade(ctx context.Context, cur slot.Meta, l *attest.Revocation
 	}
 	detail := fmt.Sprintf("degraded: %s: the running %s (sha256 %s), revoked by revocation list version %d, runs under its degraded profile",
 		strings.Join(r.Advisories, " "), cur.Target, cur.SHA256, l.Version)
-	if missing := sandbox.Probe().Missing; len(missing) > 0 {
+	if missing := probe().Missing; len(missing) > 0 {
 		detail += "; the kernel lacks: " + strings.Join(missing, "; ")
 	}
 	a.log.Warn("module degraded", "target", cur.Target, "advisories", r.Advisories)

@@ -22,14 +22,16 @@ import (
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/release"
+	"github.com/ztota/ztota/internal/sandbox"
 	"github.com/ztota/ztota/internal/testbed"
 )
 
 // probeBundle writes a module that, when the agent gives it a data
 // directory (ZTOTA_DATA_DIR: only under a profile), records there its uid,
 // the confinement the kernel shows it (/proc/self/status CapEff,
-// NoNewPrivs, Seccomp) and whether a TCP connect to port on the loopback
-// succeeds, then "done"; it stays up until signalled.
+// NoNewPrivs, Seccomp), whether a TCP connect to port on the loopback
+// succeeds and whether it can write /tmp, then "done"; it stays up until
+// signalled.
 func probeBundle(t *testing.T, b *testbed.Bed, version string, port int) string {
 	t.Helper()
 	script := `#!/bin/sh
@@ -39,6 +41,7 @@ if [ -n "$ZTOTA_DATA_DIR" ]; then
   id -u > "$d/uid"
   grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status > "$d/status"
   if /usr/bin/bash -c 'echo x > /dev/tcp/127.0.0.1/` + strconv.Itoa(port) + `' 2>/dev/null; then echo connected > "$d/tcp"; else echo denied > "$d/tcp"; fi
+  if echo x > /tmp/ztota-degrade-probe-$$ 2>/dev/null; then rm -f /tmp/ztota-degrade-probe-$$; echo wrote > "$d/outside"; else echo denied > "$d/outside"; fi
   echo "$ZTOTA_MODE" > "$d/done"
 fi
 trap 'exit 0' TERM INT
@@ -131,14 +134,14 @@ func moduleView(t *testing.T, cfg *agent.Config) map[string]string {
 		return err == nil
 	})
 	v := map[string]string{}
-	for _, f := range []string{"uid", "status", "tcp", "done"} {
+	for _, f := range []string{"uid", "status", "tcp", "outside", "done"} {
 		b, err := os.ReadFile(filepath.Join(d, f))
 		if err != nil {
 			t.Fatal(err)
 		}
 		v[f] = strings.TrimSpace(string(b))
 	}
-	for _, f := range []string{"uid", "status", "tcp", "done"} {
+	for _, f := range []string{"uid", "status", "tcp", "outside", "done"} {
 		os.Remove(filepath.Join(d, f))
 	}
 	return v
@@ -156,6 +159,9 @@ func checkDegradedView(t *testing.T, v map[string]string) {
 	}
 	if v["tcp"] != "denied" {
 		t.Fatalf("the degraded module's TCP connect to the host loopback: %s, want denied", v["tcp"])
+	}
+	if v["outside"] != "denied" {
+		t.Fatalf("the degraded module's write to /tmp (mode 1777): %s, want denied", v["outside"])
 	}
 }
 
@@ -269,4 +275,33 @@ func TestServerClaimWithoutSignedListDoesNotDegrade(t *testing.T) {
 	if uid := procUID(t, a.ModulePID()); uid != "0" {
 		t.Fatalf("the module was restarted as uid %s", uid)
 	}
+}
+
+// TestDegradedOnAKernelLackingAFeatureSaysWhich performs a revocation on a
+// kernel whose probe reports a missing layer: the module is still
+// restarted degraded with what exists, and the degraded report names the
+// missing part.
+func TestDegradedOnAKernelLackingAFeatureSaysWhich(t *testing.T) {
+	const id = "dev-degrade-3"
+	restore := agent.SetProbe(func() sandbox.Features {
+		f := sandbox.Probe()
+		f.Missing = append(f.Missing, "landlock ABI >= 99 (a layer this test pretends is missing)")
+		return f
+	})
+	t.Cleanup(restore)
+	cb := newCertBed(t)
+	port := hostListener(t)
+	cfg := degradeConfig(t, cb, id)
+	a := cb.b.Agent(cfg)
+	cb.push(t, 1)
+	r := cb.certifiedProbe(t, "1.0.0", 1, port)
+	cb.b.Deploy(r.Target, id)
+	testbed.CycleInstalls(t, a, r.SHA256, "installing the certified release")
+	cb.push(t, 2, revocation(r.SHA256, "GO-2026-0022"))
+	if err := a.CheckRevocations(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	checkDegradedView(t, moduleView(t, cfg))
+	reportSaying(t, cb.b, a, id, "degraded", "the kernel lacks: ")
+	reportSaying(t, cb.b, a, id, "degraded", "landlock ABI >= 99 (a layer this test pretends is missing)")
 }
