@@ -376,13 +376,8 @@ func (a *Agent) checkRunning(ctx context.Context, l *attest.RevocationList) erro
 // degraded profile (degrade.go; reported "degraded"). The switch to a
 // pre-designated backup goes here too, later.
 func (a *Agent) runningRevoked(ctx context.Context, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
-	if mode, _, _ := a.Mode(); mode == ModeDegraded {
-		a.mu.Lock()
-		same := a.st.Mitigation != nil && a.st.Mitigation.SHA256 == cur.SHA256
-		a.mu.Unlock()
-		if same {
-			return // reported when it was degraded (before a restart, say)
-		}
+	if a.degradedFor(cur.SHA256) {
+		return // reported when it was degraded (before a restart, say)
 	}
 	detail := fmt.Sprintf("revoked: %s: the running %s (sha256 %s) is revoked by revocation list version %d on %s (%s); mitigation needed",
 		strings.Join(r.Advisories, " "), cur.Target, cur.SHA256, l.Version, r.Time.UTC().Format(time.RFC3339), r.Reason)

@@ -113,6 +113,13 @@ func (a *Agent) confineFor(sha string) (confine, error) {
 	return confine{}, nil
 }
 
+// degradedFor reports whether the persisted mode degrades artifact sha.
+func (a *Agent) degradedFor(sha string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.st.Mitigation != nil && a.st.Mitigation.SHA256 == sha
+}
+
 // setMitigation persists the mode (nil: normal).
 func (a *Agent) setMitigation(m *mitigation) error {
 	a.mu.Lock()
@@ -127,12 +134,12 @@ func (a *Agent) setMitigation(m *mitigation) error {
 }
 
 // degrade restarts the running artifact cur under the degraded profile,
-// after recording the mode, and reports it once.
+// after recording the mode, and reports it once. If the confined start
+// fails the module stays stopped (a revoked artifact never runs
+// unconfined again), "failed" is reported, and the next restart of the
+// module or the agent tries the degraded profile again.
 func (a *Agent) degrade(ctx context.Context, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
-	a.mu.Lock()
-	m := a.st.Mitigation
-	a.mu.Unlock()
-	if m != nil && m.SHA256 == cur.SHA256 {
+	if a.degradedFor(cur.SHA256) {
 		return // already degraded (a restarted agent, a newer list)
 	}
 	if err := a.setMitigation(&mitigation{Mode: ModeDegraded, SHA256: cur.SHA256, Advisories: append([]string(nil), r.Advisories...),
