@@ -365,6 +365,7 @@ func TestRejectedArtifactIsRefused(t *testing.T) {
 func TestRunningArtifactRevokedLaterIsReported(t *testing.T) {
 	cb := newCertBed(t)
 	a := cb.device(t, "dev-cert-10")
+	traversable(t, filepath.Join(cb.b.Dir, "devices", "dev-cert-10")) // the module restarts degraded as uid 65534
 	cb.push(t, 1)
 	r := cb.certified(t, "1.0.0", 1)
 	cb.b.Deploy(r.Target, "dev-cert-10")

@@ -96,12 +96,50 @@ func degradeConfig(t *testing.T, cb *certBed, id string) *agent.Config {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for d := filepath.Dir(cfg.DataDir); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+	traversable(t, cfg.DataDir)
+	return cfg
+}
+
+// traversable makes the directories above dataDir, up to the system's
+// temporary directory, searchable (0711) by the unprivileged module.
+func traversable(t *testing.T, dataDir string) {
+	t.Helper()
+	for d := filepath.Dir(dataDir); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o711); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return cfg
+}
+
+// TestDegradedStartOnAnUnreachableSlotIsReported performs a device whose
+// data directory lies below a directory the degraded uid cannot search:
+// the revoked module is not run unconfined again, and the device reports
+// "failed" naming the directory (not an exec failure in a restart loop).
+func TestDegradedStartOnAnUnreachableSlotIsReported(t *testing.T) {
+	const id = "dev-degrade-4"
+	cb := newCertBed(t)
+	cfg := degradeConfig(t, cb, id)
+	a := cb.b.Agent(cfg)
+	cb.push(t, 1)
+	r := cb.certified(t, "1.0.0", 1)
+	cb.b.Deploy(r.Target, id)
+	testbed.CycleInstalls(t, a, r.SHA256, "installing the certified release")
+	parent := filepath.Dir(cfg.DataDir)
+	if err := os.Chmod(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cb.push(t, 2, revocation(r.SHA256, "GO-2026-0023"))
+	if err := a.CheckRevocations(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	reportSaying(t, cb.b, a, id, "failed", "could not be restarted degraded")
+	reportSaying(t, cb.b, a, id, "failed", "directory "+parent+" (mode 700")
+	if pid := a.ModulePID(); pid != 0 {
+		t.Fatalf("the revoked module runs (pid %d) though it could not be confined", pid)
+	}
+	if mode, _, _ := a.Mode(); mode != agent.ModeDegraded {
+		t.Fatalf("mode %q, want degraded (kept, so that a restart tries the profile again)", mode)
+	}
 }
 
 // hostListener is a TCP listener on the host's loopback.

@@ -52,6 +52,10 @@ func startModule(dir string, m Module, logPath string, env []string, conf ...con
 		p := *conf[0].profile
 		p.Env = append(append([]string(nil), env...), p.Env...)
 		argv := append([]string{filepath.Join(dir, bin)}, m.Command[1:]...)
+		if err := searchable(filepath.Dir(argv[0]), p.UID, p.GID); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("starting module %s confined: %w", bin, err)
+		}
 		cmd, err = sandbox.Command(context.Background(), conf[0].helper, p, dir, argv)
 		if err != nil {
 			logf.Close()
@@ -168,4 +172,35 @@ func runHealthCommand(ctx context.Context, dir string, h Health, env []string, o
 		return fmt.Errorf("health command failed: %v: %s", err, msg)
 	}
 	return nil
+}
+
+// ErrNotSearchable: a directory on the way to the module's command cannot
+// be searched by the uid/gid of its profile, so the confined module could
+// not be executed.
+var ErrNotSearchable = errors.New("not searchable by the module's uid/gid")
+
+// searchable checks that uid/gid may search every directory from / down to
+// dir (the execute bit of owner, group or others, as it applies), so that
+// a confined start fails with a clear reason instead of an exec error in
+// the helper (exit 126) that would repeat on every restart.
+func searchable(dir string, uid, gid uint32) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err != nil {
+			return fmt.Errorf("%s: %w", d, err)
+		}
+		bit := uint32(0o001)
+		switch {
+		case st.Uid == uid:
+			bit = 0o100
+		case st.Gid == gid:
+			bit = 0o010
+		}
+		if st.Mode&bit == 0 {
+			return fmt.Errorf("directory %s (mode %o, owner %d:%d) is %w %d:%d", d, st.Mode&0o777, st.Uid, st.Gid, ErrNotSearchable, uid, gid)
+		}
+		if d == "/" || d == "." {
+			return nil
+		}
+	}
 }
