@@ -144,36 +144,14 @@ func printSubmission(w io.Writer, s *certclient.Submission) {
 	}
 	if len(s.Findings) > 0 {
 		fmt.Fprintf(w, "findings   %d\n", len(s.Findings))
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fs := make([]vulnref.Finding, 0, len(s.Findings))
 		for _, raw := range s.Findings {
 			var f vulnref.Finding
-			if json.Unmarshal(raw, &f) != nil {
-				continue
+			if json.Unmarshal(raw, &f) == nil {
+				fs = append(fs, f)
 			}
-			mark := " "
-			switch {
-			case f.Blocking:
-				mark = "!"
-			case f.Exempted:
-				mark = "~"
-			}
-			fixed := f.Fixed
-			if fixed == "" {
-				fixed = "-"
-			}
-			level := f.Level
-			if level == "" {
-				level = "-"
-			}
-			syms := f.Symbols
-			more := ""
-			if len(syms) > 3 {
-				syms, more = syms[:3], fmt.Sprintf(" +%d", len(f.Symbols)-3)
-			}
-			fmt.Fprintf(tw, "  %s %s\t%s@%s\tfixed %s\t%s\t%s\t%s%s\n", mark, f.ID, f.Package, f.Version, fixed, f.Severity,
-				level, strings.Join(syms, " "), more)
 		}
-		tw.Flush()
+		printFindings(w, fs)
 	}
 	for _, raw := range s.Disagreements {
 		var d vulnref.Disagreement

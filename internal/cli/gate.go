@@ -142,7 +142,8 @@ func bundleFile(w io.Writer, path, artifact string) ([]byte, error) {
 	return data, nil
 }
 
-// printFindings lists findings one a line ("!" blocking, "~" exempted).
+// printFindings lists findings one a line ("!" blocking, "~" exempted),
+// with the level (present or module-only) and the first symbols found.
 func printFindings(w io.Writer, fs []vulnref.Finding) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, f := range fs {
@@ -157,7 +158,17 @@ func printFindings(w io.Writer, fs []vulnref.Finding) {
 		if fixed == "" {
 			fixed = "-"
 		}
-		fmt.Fprintf(tw, "  %s %s\t%s@%s\tfixed %s\t%s\n", mark, f.ID, f.Package, f.Version, fixed, f.Severity)
+		level := f.Level
+		if level == "" {
+			level = "-"
+		}
+		syms := f.Symbols
+		more := ""
+		if len(syms) > 3 {
+			syms, more = syms[:3], fmt.Sprintf(" +%d", len(f.Symbols)-3)
+		}
+		fmt.Fprintf(tw, "  %s %s\t%s@%s\tfixed %s\t%s\t%s\t%s%s\n", mark, f.ID, f.Package, f.Version, fixed, f.Severity,
+			level, strings.Join(syms, " "), more)
 	}
 	tw.Flush()
 }
