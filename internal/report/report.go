@@ -35,10 +35,30 @@ type Report struct {
 	Version  string    `json:"version,omitempty"`
 	Progress int       `json:"progress,omitempty"` // 0..100
 	Detail   string    `json:"detail,omitempty"`
+	// Module names the module of the device the report is about (an agent
+	// supervises several); empty in reports of the whole device and in
+	// reports of agents with a single unnamed module.
+	Module string `json:"module,omitempty"`
+	// Mode is the module's mode after this report: "normal", "backup" or
+	// "degraded" (see the Mode constants); empty when unchanged or unknown.
+	Mode string `json:"mode,omitempty"`
+	// Advisories lists, comma-separated, the advisory ids of the
+	// certifier's revocation that put the module in its mode.
+	Advisories string `json:"advisories,omitempty"`
 }
 
 // reportFields are the member names of the report JSON, spelled exactly.
-var reportFields = []string{"id", "device_id", "seq", "time", "state", "target", "version", "progress", "detail"}
+var reportFields = []string{"id", "device_id", "seq", "time", "state", "target", "version", "progress", "detail", "module", "mode", "advisories"}
+
+// Modes of a module, carried in Report.Mode.
+const (
+	ModeNormal   = "normal"
+	ModeBackup   = "backup"
+	ModeDegraded = "degraded"
+)
+
+// MaxAdvisories bounds the advisories field in bytes.
+const MaxAdvisories = 1024
 
 // State is the update state a report announces.
 type State string
@@ -62,12 +82,20 @@ const (
 	// the module is back to its normal profile (a fixed release committed).
 	StateDegraded  State = "degraded"
 	StateRecovered State = "recovered"
+	// The other mitigation states: the device has seen, in a verified
+	// list, the revocation of what a module runs; it is installing the
+	// integrator's pre-designated backup; the backup committed and runs;
+	// the device cannot refresh the list (detail says what it does).
+	StateRevocationSeen    State = "revocation-seen"
+	StateSwitchingToBackup State = "switching-to-backup"
+	StateOnBackup          State = "on-backup"
+	StateListStale         State = "list-stale"
 )
 
 // States lists every valid state.
 var States = []State{StateIdle, StateChecking, StateDownloading, StateVerifying, StateInstalling,
 	StateRestarting, StateHealthChecking, StateCommitted, StateFailed, StateRolledBack, StateRefused,
-	StateDegraded, StateRecovered}
+	StateDegraded, StateRecovered, StateRevocationSeen, StateSwitchingToBackup, StateOnBackup, StateListStale}
 
 // Valid reports whether s is one of States.
 func (s State) Valid() bool {
@@ -115,6 +143,12 @@ func (r Report) Validate() error {
 		return invalid("progress", "must be 0 to 100")
 	case !boundedText(r.Detail, MaxDetail, true):
 		return invalid("detail", fmt.Sprintf("must be at most %d bytes of UTF-8", MaxDetail))
+	case r.Module != "" && !tufrepo.ValidIdent(r.Module):
+		return invalid("module", "must be 1-128 of [A-Za-z0-9._+-]")
+	case r.Mode != "" && r.Mode != ModeNormal && r.Mode != ModeBackup && r.Mode != ModeDegraded:
+		return invalid("mode", fmt.Sprintf("%q is not normal, backup or degraded", truncate(r.Mode)))
+	case !boundedText(r.Advisories, MaxAdvisories, false):
+		return invalid("advisories", fmt.Sprintf("must be at most %d bytes of printable UTF-8", MaxAdvisories))
 	}
 	return nil
 }

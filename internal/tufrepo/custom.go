@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/ztota/ztota/internal/sandbox"
 )
 
 // ImageMeta is the integrator-signed custom metadata of an image target,
@@ -20,6 +22,25 @@ type ImageMeta struct {
 	HardwareIDs    []string `json:"hardware_ids"`
 	Module         string   `json:"module"`
 	ArtifactType   string   `json:"artifact_type"`
+	// Backup, optional, is the target path of the integrator's
+	// pre-designated backup of this release: another release of the same
+	// module that a device switches to when the certifier revokes this
+	// one. The device installs it only if it is itself in the signed image
+	// targets, of the same module, for its hardware, certified and not
+	// revoked; it may have a lower release counter only because it is
+	// designated here (the device's counter floor does not move down).
+	Backup string `json:"backup,omitempty"`
+	// Profiles, optional, are the privilege profiles the integrator grants
+	// the module when it runs this release: normal, and degraded (the
+	// least privilege it keeps when revoked with no usable backup). The
+	// device's own configuration supplies them when absent.
+	Profiles *Profiles `json:"profiles,omitempty"`
+}
+
+// Profiles are the privilege profiles of a release (package sandbox).
+type Profiles struct {
+	Normal   *sandbox.Profile `json:"normal,omitempty"`
+	Degraded *sandbox.Profile `json:"degraded,omitempty"`
 }
 
 // DirectorMeta is the server-signed custom metadata of a director target.
@@ -59,6 +80,21 @@ func (m ImageMeta) Validate() error {
 	}
 	if m.ArtifactType != ArtifactBundle {
 		return fmt.Errorf("%w: artifact type %q is not supported (use %q)", ErrMalformed, m.ArtifactType, ArtifactBundle)
+	}
+	if m.Backup != "" {
+		if err := CheckTargetPath(m.Backup); err != nil {
+			return fmt.Errorf("%w: backup: %v", ErrMalformed, err)
+		}
+	}
+	if m.Profiles != nil {
+		for what, p := range map[string]*sandbox.Profile{"normal": m.Profiles.Normal, "degraded": m.Profiles.Degraded} {
+			if p == nil {
+				continue
+			}
+			if err := p.Validate(); err != nil {
+				return fmt.Errorf("%w: %s profile: %v", ErrMalformed, what, err)
+			}
+		}
 	}
 	return nil
 }
