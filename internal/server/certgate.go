@@ -73,6 +73,7 @@ func (s *Server) gateRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/revocations", s.scoped(ScopeViewer, s.handleGetRevocations))
 	mux.HandleFunc("GET /v1/devices/{device}/certificates/{sha}", s.device(0, nil, s.handleGetCertificate))
 	mux.HandleFunc("GET /v1/devices/{device}/revocations", s.device(0, nil, s.handleGetRevocations))
+	mux.HandleFunc("GET /v1/devices/{device}/log/proof/consistency", s.device(0, nil, s.handleLogProof))
 }
 
 // shaParam reads a {sha} path value: 64 lowercase hex digits.

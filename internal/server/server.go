@@ -107,6 +107,7 @@ type Server struct {
 	keyMu   sync.Mutex // serialises device key cache misses and decommissions
 	touched sync.Map   // device id -> time.Time of the last last-seen write
 	feed    *feedState // the certifier feed follower (nil: not configured)
+	logs    *logMirror // the certifier's log proofs for devices (nil: no feed)
 }
 
 func (c *Config) defaults() {
@@ -159,6 +160,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, st: st, log: cfg.Logger, cache: newMetaCache()}
 	if err := s.initFeed(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if s.logs, err = s.newLogMirror(); err != nil {
 		st.Close()
 		return nil, err
 	}
