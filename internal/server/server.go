@@ -107,6 +107,7 @@ type Server struct {
 	keyMu   sync.Mutex // serialises device key cache misses and decommissions
 	touched sync.Map   // device id -> time.Time of the last last-seen write
 	feed    *feedState // the certifier feed follower (nil: not configured)
+	nudges  nudger     // the nudge long polls (nudge.go)
 }
 
 func (c *Config) defaults() {
