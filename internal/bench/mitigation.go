@@ -68,6 +68,9 @@ type SimDevice struct {
 	Lists      atomic.Int64 // of which 200 (a new list)
 	VerifyTime atomic.Int64 // nanoseconds in VerifyRevocations
 	ReportTime atomic.Int64 // nanoseconds of the degraded report's POST
+	// RevokedAt is when the device found its artifact revoked in a
+	// verified list (Unix nanoseconds; 0: not yet), before it reports.
+	RevokedAt atomic.Int64
 }
 
 // NewSimDevice makes a device with its own connections (base is cloned:
@@ -91,6 +94,7 @@ func (d *SimDevice) Installed(version, sha string) {
 	d.Lists.Store(0)
 	d.VerifyTime.Store(0)
 	d.ReportTime.Store(0)
+	d.RevokedAt.Store(0)
 }
 
 // Degraded says whether the device reported its module degraded in this
@@ -190,6 +194,7 @@ func (d *SimDevice) Refresh(ctx context.Context, base string, root *certroot.Roo
 	if !revoked {
 		return false, nil
 	}
+	d.RevokedAt.Store(time.Now().UnixNano())
 	rep := d.NextReport(report.StateDegraded)
 	rep.Version, rep.Mode, rep.Advisories = d.Version, report.ModeDegraded, strings.Join(r.Advisories, ",")
 	rep.Detail = fmt.Sprintf("revoked by revocation list version %d: module %s restarted in its degraded profile", l.Version, d.Module)
@@ -371,8 +376,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Percentile returns the p-th percentile (0 < p <= 100, nearest rank) of
-// ds, or 0 for none.
+// Percentile returns the p-th percentile (0 <= p <= 100, nearest rank;
+// 0 is the least) of ds, or 0 for none.
 func Percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0

@@ -341,6 +341,7 @@ func (mb *mitigationBed) each(fn func(*bench.SimDevice) error) error {
 type roundResult struct {
 	mode        string
 	lat         []time.Duration // per device, t_i - t0
+	seen        []time.Duration // per device, when it found its artifact revoked in a verified list - t0
 	certd       time.Duration   // the certifier's database poll, re-inspection and publication (before t0)
 	mitigations time.Duration   // t0 to the server's mitigations recorded (feed followed)
 	list        time.Duration   // t0 to the new list stored at the server
@@ -423,6 +424,7 @@ func (mb *mitigationBed) round(tb testing.TB, mode, pkg, advisory string, poll t
 			continue
 		}
 		res.lat = append(res.lat, t.Sub(t0))
+		res.seen = append(res.seen, time.Unix(0, d.RevokedAt.Load()).Sub(t0))
 	}
 	if n := int64(len(res.lat)); n > 0 {
 		res.verify, res.post = verify/time.Duration(res.lists), post/time.Duration(n)
@@ -432,9 +434,34 @@ func (mb *mitigationBed) round(tb testing.TB, mode, pkg, advisory string, poll t
 }
 
 func (r roundResult) String() string {
-	return fmt.Sprintf("%s: %d devices degraded, p50 %s p99 %s max %s after t0 (certifier poll+publish before t0 %s; mitigations recorded +%s; list stored +%s; %d list GETs, %d new lists; VerifyRevocations %s, degraded POST %s mean per device)",
-		r.mode, len(r.lat), ms(bench.Percentile(r.lat, 50)), ms(bench.Percentile(r.lat, 99)), ms(bench.Percentile(r.lat, 100)),
-		ms(r.certd), ms(r.mitigations), ms(r.list), r.fetches, r.lists, r.verify.Round(time.Microsecond), r.post.Round(time.Microsecond))
+	last, rate := bench.Percentile(r.lat, 100), ingest(r.lat)
+	return fmt.Sprintf("%s: %d devices degraded; report stored p50 %s p99 %s max %s after t0; revocation seen on the device (list fetched and verified) p50 %s max %s\n"+
+		"  certifier poll+publish before t0 %s; server's mitigations recorded (feed followed) +%s; new list stored at the server +%s\n"+
+		"  %d list GETs, %d new lists; mean per device: VerifyRevocations %s, degraded report POST %s; reports stored %.0f/s from first to last",
+		r.mode, len(r.lat), ms(bench.Percentile(r.lat, 50)), ms(bench.Percentile(r.lat, 99)), ms(last),
+		ms(bench.Percentile(r.seen, 50)), ms(bench.Percentile(r.seen, 100)),
+		ms(r.certd), ms(r.mitigations), ms(r.list), r.fetches, r.lists, r.verify.Round(time.Microsecond), r.post.Round(time.Microsecond), rate)
+}
+
+// commitRate is the reference for report ingestion: n transactions of
+// one small row each, one after the other, in a database opened as the
+// server opens its own (WAL, synchronous FULL) in the same file system.
+func commitRate(tb testing.TB, n int) float64 {
+	tb.Helper()
+	ctx := testbed.Ctx(tb)
+	db, err := store.OpenSQLite(ctx, filepath.Join(tb.TempDir(), "ref.db"), `CREATE TABLE IF NOT EXISTS ref (id INTEGER PRIMARY KEY, payload BLOB)`)
+	fatalIf(tb, err)
+	defer db.Close()
+	payload := make([]byte, 600)
+	start := time.Now()
+	for range n {
+		tx, err := db.BeginTx(ctx, nil)
+		fatalIf(tb, err)
+		_, err = tx.ExecContext(ctx, `INSERT INTO ref (payload) VALUES (?)`, payload)
+		fatalIf(tb, err)
+		fatalIf(tb, tx.Commit())
+	}
+	return float64(n) / time.Since(start).Seconds()
 }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
@@ -535,6 +562,9 @@ func TestMitigationFigures(t *testing.T) {
 	fmt.Println(nudge)
 	mb.checkRound(t, nudge, "libbar")
 	real, bare := mb.listGets(t)
+	commits := commitRate(t, n)
+	fmt.Printf("reference: %d list GETs at once %s (bare net/http %s); %d one-row SQLite commits in sequence (WAL, synchronous FULL): %.0f/s\n",
+		n, ms(real), ms(bare), n, commits)
 	fmt.Printf("poll interval %s ± %.0f%%: the formula predicts p50 ≈ list stored + P/2 = %s, max ≈ list stored + %.1f P = %s\n",
 		figMitigationPoll, mitigationJitter*100, ms(poll.list+figMitigationPoll/2), 1+mitigationJitter, ms(poll.list+time.Duration(float64(figMitigationPoll)*(1+mitigationJitter))))
 	figs := []bench.Figure{
@@ -545,6 +575,7 @@ func TestMitigationFigures(t *testing.T) {
 		{Name: "  nudged, p99", Value: sec(bench.Percentile(nudge.lat, 99)), Unit: "s", RefName: fmt.Sprintf("%d list GETs at once", n), RefValue: sec(real)},
 		{Name: "  nudged, max", Value: sec(bench.Percentile(nudge.lat, 100)), Unit: "s", RefName: fmt.Sprintf("%d list GETs at once", n), RefValue: sec(real), ValueAtMost: 2},
 		{Name: fmt.Sprintf("%d list GETs at once (server)", n), Value: sec(real), Unit: "s", RefName: "bare net/http, same bytes", RefValue: sec(bare)},
+		{Name: "reports stored, nudged round", Value: ingest(nudge.lat), Unit: "/s", RefName: "one-row SQLite commits", RefValue: commits},
 	}
 	fmt.Printf("\nrevocation → mitigation, %d simulated devices (%s/%s, %d CPUs, %s)\n\n", n, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	fatalIf(t, bench.WriteTable(os.Stdout, figs))
@@ -552,3 +583,12 @@ func TestMitigationFigures(t *testing.T) {
 }
 
 func sec(d time.Duration) float64 { return d.Seconds() }
+
+// ingest is the rate at which the server stored the round's reports.
+func ingest(lat []time.Duration) float64 {
+	first, last := bench.Percentile(lat, 0), bench.Percentile(lat, 100)
+	if last <= first {
+		return 0
+	}
+	return float64(len(lat)-1) / (last - first).Seconds()
+}
