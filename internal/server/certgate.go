@@ -300,6 +300,7 @@ func (s *Server) handlePutRevocations(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ans.Unchanged {
 		s.log.Info("revocation list stored", "version", ans.Version, "entries", ans.Entries, "expires", ans.Expires)
+		s.NudgeAll() // every device refreshes its list now (nudge.go)
 	}
 	writeJSON(w, http.StatusOK, ans)
 }

@@ -377,6 +377,7 @@ func (s *Server) afterMitigation(ctx context.Context, out MitigationOutcome) {
 	s.log.Warn("certifier revocation: mitigations recorded", "event", out.EventSeq, "kind", out.Kind,
 		"artifact", out.Artifact, "advisories", out.Advisories, "repair", out.Repair,
 		"devices", len(out.Devices), "halted", out.Halted)
+	s.Nudge(out.Devices...) // the affected devices refresh their revocation list now (nudge.go)
 	s.feed.mu.Lock()
 	s.feed.status.Acted++
 	s.feed.mu.Unlock()

@@ -108,6 +108,7 @@ type Server struct {
 	touched sync.Map   // device id -> time.Time of the last last-seen write
 	feed    *feedState // the certifier feed follower (nil: not configured)
 	logs    *logMirror // the certifier's log proofs for devices (nil: no feed)
+	nudges  nudger     // the nudge long polls (nudge.go)
 }
 
 func (c *Config) defaults() {
