@@ -92,6 +92,10 @@ type Config struct {
 	// OnMitigation, if set, is called after an event's mitigations are
 	// committed (tests; see afterMitigation).
 	OnMitigation func(context.Context, MitigationOutcome)
+	// Repair configures the fix roll-out and the repair webhook (autofix.go, webhook.go).
+	Repair RepairConfig
+	// OnNudge, if set, asks devices to refresh now (wired to Server.Nudge).
+	OnNudge func(devices ...string)
 }
 
 // Server is a running OTA server.
@@ -103,10 +107,11 @@ type Server struct {
 	mu      sync.Mutex // serialises metadata writers
 	dirty   []string   // repositories published in the running transaction (under mu)
 	cache   *metaCache
-	dkeys   sync.Map   // device id -> deviceKey
-	keyMu   sync.Mutex // serialises device key cache misses and decommissions
-	touched sync.Map   // device id -> time.Time of the last last-seen write
-	feed    *feedState // the certifier feed follower (nil: not configured)
+	dkeys   sync.Map     // device id -> deviceKey
+	keyMu   sync.Mutex   // serialises device key cache misses and decommissions
+	touched sync.Map     // device id -> time.Time of the last last-seen write
+	feed    *feedState   // the certifier feed follower (nil: not configured)
+	repair  *repairState // fix roll-out and webhook workers (autofix.go)
 }
 
 func (c *Config) defaults() {
@@ -170,6 +175,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	if err := s.initRepair(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -177,7 +186,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Store() *store.Store { return s.st }
 
 // Close releases the database.
-func (s *Server) Close() error { return s.st.Close() }
+func (s *Server) Close() error { s.stopRepair(); return s.st.Close() }
 
 func (s *Server) ensureAdminToken(ctx context.Context) error {
 	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
