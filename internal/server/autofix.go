@@ -89,9 +89,9 @@ type repairState struct {
 	wg     sync.WaitGroup
 }
 
-// initRepair checks the configuration and starts the fix scanner (which
-// scans once at once) and the webhook sender. Called by New.
-func (s *Server) initRepair() error {
+// checkRepairConfig checks the configuration and sets its defaults
+// (called by initFeed, before anything is stored).
+func (s *Server) checkRepairConfig() error {
 	c := &s.cfg.Repair
 	if len(c.Waves) == 0 {
 		c.Waves = slices.Clone(defaultFixWaves)
@@ -112,6 +112,13 @@ func (s *Server) initRepair() error {
 	if c.WebhookMaxBackoff <= 0 {
 		c.WebhookMaxBackoff = defaultWebhookBackoff
 	}
+	_, err := s.webhookClient()
+	return err
+}
+
+// initRepair starts the fix scanner (which scans once at once) and the
+// webhook sender. Called by New.
+func (s *Server) initRepair() error {
 	key, err := s.loadWebhookKey()
 	if err != nil {
 		return err

@@ -87,6 +87,9 @@ type feedState struct {
 // initFeed checks the feed configuration at start: a URL needs the
 // certifier root, and plain http needs InsecureHTTP.
 func (s *Server) initFeed() error {
+	if err := s.checkRepairConfig(); err != nil {
+		return err
+	}
 	c := s.cfg
 	if c.CertdURL == "" {
 		if c.CertdCAFile != "" {

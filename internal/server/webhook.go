@@ -120,8 +120,9 @@ func (s *Server) loadWebhookKey() (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// newWebhookSender checks the webhook configuration; nil when none.
-func (s *Server) newWebhookSender(priv ed25519.PrivateKey) (*webhookSender, error) {
+// webhookClient checks the webhook configuration and returns the client
+// that delivers it (nil when none is configured).
+func (s *Server) webhookClient() (*http.Client, error) {
 	c := s.cfg.Repair
 	if c.Webhook == "" {
 		if c.WebhookCAFile != "" {
@@ -139,9 +140,17 @@ func (s *Server) newWebhookSender(priv ed25519.PrivateKey) (*webhookSender, erro
 	if err != nil {
 		return nil, fmt.Errorf("server: --repair-webhook-ca: %w", err)
 	}
-	hc := &http.Client{Transport: tr, Timeout: c.WebhookTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &webhookSender{s: s, url: c.Webhook, http: hc, wake: make(chan struct{}, 1), priv: priv,
+	return &http.Client{Transport: tr, Timeout: c.WebhookTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+}
+
+// newWebhookSender makes the sender; nil when no webhook is configured.
+func (s *Server) newWebhookSender(priv ed25519.PrivateKey) (*webhookSender, error) {
+	hc, err := s.webhookClient()
+	if err != nil || hc == nil {
+		return nil, err
+	}
+	return &webhookSender{s: s, url: s.cfg.Repair.Webhook, http: hc, wake: make(chan struct{}, 1), priv: priv,
 		keyID: webhook.KeyID(priv.Public().(ed25519.PublicKey))}, nil
 }
 
