@@ -30,6 +30,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -538,4 +539,72 @@ func checkMitigationState(v string) error {
 		return nil
 	}
 	return errorf(http.StatusBadRequest, "state must be one of %s", strings.Join([]string{store.MitigationOpen, store.MitigationClosed, store.MitigationAbandoned}, ", "))
+}
+
+// certifiedEvent is what the server reads of a certificate (or passing
+// re-inspection) event's data.
+type certifiedEvent struct {
+	Digest  string `json:"digest"`
+	Verdict string `json:"verdict"`
+}
+
+// fetchCertificate stores the bundle of a passing certificate or
+// re-inspection the certifier's feed announces, when its artifact is
+// released here: the bundle is fetched from the certifier and stored
+// only if it verifies under the pinned root, exactly as PUT
+// /v1/certificates does. A failure is logged; the integrator can still
+// PUT the bundle (ztota release --certd).
+func (s *Server) fetchCertificate(ctx context.Context, e feedEvent) {
+	if s.feed == nil || (e.Kind != "certificate" && e.Kind != "reinspection") {
+		return
+	}
+	var d certifiedEvent
+	if len(e.Data) == 0 || json.Unmarshal(e.Data, &d) != nil || d.Verdict != "pass" {
+		return
+	}
+	if len(e.Artifact) != 64 || strings.Trim(e.Artifact, "0123456789abcdef") != "" ||
+		len(d.Digest) != len("sha256:")+64 || !strings.HasPrefix(d.Digest, "sha256:") ||
+		strings.Trim(d.Digest[len("sha256:"):], "0123456789abcdef") != "" {
+		s.log.Warn("certifier certificate event: malformed artifact or digest; not fetched", "event", e.Seq)
+		return
+	}
+	rels, err := store.ReleasesOfTx(ctx, s.st.DB(), e.Artifact)
+	if err != nil || len(rels) == 0 {
+		return // not released here (the integrator PUTs the bundle when releasing)
+	}
+	body, err := s.feed.client.Bundle(ctx, d.Digest)
+	if err == nil && len(body) > maxCertBundleBody {
+		err = fmt.Errorf("bundle larger than %d bytes", maxCertBundleBody)
+	}
+	if err == nil {
+		err = s.storeBundle(ctx, e.Artifact, body)
+	}
+	if err != nil {
+		s.log.Warn("certifier certificate event: bundle not stored", "event", e.Seq, "artifact", e.Artifact, "digest", d.Digest, "err", err)
+		return
+	}
+	s.log.Info("certificate stored from the certifier's feed", "event", e.Seq, "artifact", e.Artifact, "digest", d.Digest)
+	s.afterCertificate(e.Artifact)
+}
+
+// storeBundle verifies and stores a certificate bundle of artifact sha
+// (the checks of PUT /v1/certificates).
+func (s *Server) storeBundle(ctx context.Context, sha string, body []byte) error {
+	var b CertBundle
+	if err := decodeJSONBytes(body, maxCertBundleBody, &b); err != nil {
+		return err
+	}
+	return s.st.Tx(ctx, func(tx *sql.Tx) error {
+		prev, err := storedList(ctx, tx)
+		if err != nil {
+			return err
+		}
+		rep, err := s.verifyBundle(b, sha, prev)
+		if err != nil {
+			return err
+		}
+		c := rep.Certificate
+		return store.PutCertificateTx(ctx, tx, store.CertBundle{SHA256: sha, CertDigest: c.Digest, Bundle: body,
+			Issued: c.Result.Issued, ValidUntil: c.Result.ValidUntil, Stored: s.cfg.Now()})
+	})
 }

@@ -367,7 +367,8 @@ func (s *Server) actOnEvent(ctx context.Context, e feedEvent) error {
 	if e.mitigates() {
 		s.afterMitigation(ctx, out)
 	} else if e.Kind == attest.KindCertificate || e.Kind == attest.KindReinspection {
-		s.kickFix() // a fix may be certified now (once its bundle is stored)
+		s.fetchCertificate(ctx, e) // a fix may be certified now
+		s.kickFix()
 	}
 	return nil
 }
