@@ -366,9 +366,18 @@ func TestRevokedReleaseGetsTheCertifiedFixAutomatically(t *testing.T) {
 
 // TestFixCertifiedBeforeTheRevocationIsDeployedAtOnce: a certified v2
 // already exists when v1 is revoked; the server deploys it at once, with
-// no other trigger.
+// no other trigger. The mitigated devices are nudged when the mitigation
+// is recorded and again when the fix is assigned.
 func TestFixCertifiedBeforeTheRevocationIsDeployedAtOnce(t *testing.T) {
-	fb := newFixBed(t, nil)
+	var mu sync.Mutex
+	var nudged [][]string
+	fb := newFixBed(t, func(c *server.Config) {
+		c.OnNudge = func(ids ...string) {
+			mu.Lock()
+			nudged = append(nudged, slices.Clone(ids))
+			mu.Unlock()
+		}
+	})
 	v2 := fb.publish(t, "", "app", "2.0", 6, "app", "", "hw1", "hw2")
 	fb.certify(t, v2)
 	follow(t, fb.Server)
@@ -381,6 +390,13 @@ func TestFixCertifiedBeforeTheRevocationIsDeployedAtOnce(t *testing.T) {
 	}
 	if r.FixRelease != v2 || !slices.Equal(devs, []string{"d00", "d01", "d02", "d04"}) {
 		t.Fatalf("fix %s deployment %+v", r.FixRelease, v)
+	}
+	testbed.WaitFor(t, 20*time.Second, "two nudges", func() bool { mu.Lock(); defer mu.Unlock(); return len(nudged) >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	all := []string{"d00", "d01", "d02", "d04"}
+	if len(nudged) != 2 || !slices.Equal(nudged[0], all) || !slices.Equal(nudged[1], all) {
+		t.Fatalf("nudges %v", nudged)
 	}
 }
 
