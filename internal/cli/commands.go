@@ -234,6 +234,7 @@ func serverCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&certifierRoot, "certifier-root", "", "the certifier's root.json ('ztota cert fetch'): gate deployments on its certificates and revocation list")
 	c.Flags().StringVar(&cfg.CertdURL, "certd", "", "certification service whose event feed the server follows to mitigate revocations (needs --certifier-root)")
 	c.Flags().StringVar(&cfg.CertdCAFile, "certd-ca", "", "PEM CA pinned for the certification service's certificate")
+	addRepairFlags(c, &cfg)
 	return c
 }
 

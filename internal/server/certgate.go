@@ -221,6 +221,7 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("certificate stored", "artifact", sha, "certificate", stored.CertDigest, "valid_until", stored.ValidUntil)
+	s.afterCertificate(sha)
 	writeJSON(w, http.StatusOK, stored)
 }
 
