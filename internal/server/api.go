@@ -341,6 +341,7 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.log.Info("image targets published", "version", t.Signed.Version, "targets", len(paths))
+	s.afterPublish()
 	writeJSON(w, http.StatusCreated, map[string]any{"version": t.Signed.Version, "targets": paths})
 }
 

@@ -73,6 +73,7 @@ func (s *Server) gateRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/revocations", s.scoped(ScopeViewer, s.handleGetRevocations))
 	mux.HandleFunc("GET /v1/devices/{device}/certificates/{sha}", s.device(0, nil, s.handleGetCertificate))
 	mux.HandleFunc("GET /v1/devices/{device}/revocations", s.device(0, nil, s.handleGetRevocations))
+	mux.HandleFunc("GET /v1/devices/{device}/log/proof/consistency", s.device(0, nil, s.handleLogProof))
 }
 
 // shaParam reads a {sha} path value: 64 lowercase hex digits.
@@ -220,6 +221,7 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("certificate stored", "artifact", sha, "certificate", stored.CertDigest, "valid_until", stored.ValidUntil)
+	s.afterCertificate(sha)
 	writeJSON(w, http.StatusOK, stored)
 }
 
@@ -299,6 +301,7 @@ func (s *Server) handlePutRevocations(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ans.Unchanged {
 		s.log.Info("revocation list stored", "version", ans.Version, "entries", ans.Entries, "expires", ans.Expires)
+		s.NudgeAll() // every device refreshes its list now (nudge.go)
 	}
 	writeJSON(w, http.StatusOK, ans)
 }

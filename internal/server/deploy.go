@@ -71,43 +71,61 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		s.fail(w, r, err)
 		return
 	}
-	if err := req.Validate(); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	ctx := r.Context()
-	rel, err := s.st.Release(ctx, req.Release)
+	dep, gate, _, err := s.createDeployment(ctx, req, false, nil)
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	v, err := s.deploymentView(ctx, dep.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v.Gate = gate
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// errAllBusy: every device of a deployment made with skipBusy is busy.
+var errAllBusy = errorf(http.StatusConflict, "every device is still in a running deployment")
+
+// createDeployment checks req (waves, release, gate, devices, hardware)
+// and creates the deployment, answering the gate's note. Devices busy in
+// a running deployment refuse it, or, with skipBusy, are left out and
+// returned (errAllBusy when none is left). within, if set, runs in the
+// creating transaction with the deployment and its devices.
+func (s *Server) createDeployment(ctx context.Context, req DeployRequest, skipBusy bool, within func(*sql.Tx, store.Deployment, []string) error) (store.Deployment, string, []string, error) {
+	var skipped []string
+	fail := func(err error) (store.Deployment, string, []string, error) { return store.Deployment{}, "", nil, err }
+	if err := req.Validate(); err != nil {
+		return fail(err)
+	}
+	rel, err := s.st.Release(ctx, req.Release)
+	if err != nil {
+		return fail(err)
 	}
 	gate, err := s.gateRelease(ctx, rel)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return fail(err)
 	}
 	var devs []store.Device
 	if req.Group != "" {
 		if devs, err = s.st.Devices(ctx, req.Group); err != nil {
-			s.fail(w, r, err)
-			return
+			return fail(err)
 		}
 		if len(devs) == 0 {
-			s.fail(w, r, errorf(http.StatusBadRequest, "group %q has no devices", req.Group))
-			return
+			return fail(errorf(http.StatusBadRequest, "group %q has no devices", req.Group))
 		}
 	} else {
 		seen := map[string]bool{}
 		for _, id := range req.Devices {
 			if seen[id] {
-				s.fail(w, r, errorf(http.StatusBadRequest, "device %s listed twice", id))
-				return
+				return fail(errorf(http.StatusBadRequest, "device %s listed twice", id))
 			}
 			seen[id] = true
 			d, err := s.st.Device(ctx, id)
 			if err != nil {
-				s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
-				return
+				return fail(errorf(http.StatusBadRequest, "%v", err))
 			}
 			devs = append(devs, d)
 		}
@@ -115,12 +133,10 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 	if req.Group != "" {
 		devs = slices.DeleteFunc(devs, func(d store.Device) bool { return !d.Decommissioned.IsZero() }) // no longer part of the fleet
 		if len(devs) == 0 {
-			s.fail(w, r, errorf(http.StatusBadRequest, "group %q has no devices that are not decommissioned", req.Group))
-			return
+			return fail(errorf(http.StatusBadRequest, "group %q has no devices that are not decommissioned", req.Group))
 		}
 	} else if err := checkNotDecommissioned(devs); err != nil {
-		s.fail(w, r, err)
-		return
+		return fail(err)
 	}
 	var wrong []string
 	for _, d := range devs {
@@ -129,8 +145,7 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	if len(wrong) > 0 {
-		s.fail(w, r, errorf(http.StatusBadRequest, "release %s is for hardware %v; these devices differ: %v", rel.Target, rel.HardwareIDs, wrong))
-		return
+		return fail(errorf(http.StatusBadRequest, "release %s is for hardware %v; these devices differ: %v", rel.Target, rel.HardwareIDs, wrong))
 	}
 	dep := store.Deployment{ID: "dep-" + NewToken()[:12], Target: rel.Target, Waves: req.Waves, FailureThreshold: req.FailureThreshold, Status: store.DeployRunning}
 	dds := make([]store.DeploymentDevice, len(devs))
@@ -148,7 +163,12 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		if err != nil {
 			return err
 		}
-		if len(busy) > 0 {
+		if len(busy) > 0 && skipBusy {
+			skipped, dds = dropBusy(busy, dds, req.Waves)
+			if len(dds) == 0 {
+				return errAllBusy
+			}
+		} else if len(busy) > 0 {
 			var list []string
 			for _, id := range ids {
 				if dep, ok := busy[id]; ok {
@@ -160,20 +180,18 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		if err := store.CreateDeploymentTx(ctx, tx, dep, dds); err != nil {
 			return err
 		}
+		if within != nil {
+			if err := within(tx, dep, deviceIDs(dds)); err != nil {
+				return err
+			}
+		}
 		return s.advanceTx(ctx, tx, dep.ID)
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return fail(err)
 	}
-	s.log.Info("deployment created", "id", dep.ID, "release", rel.Target, "devices", len(devs), "waves", req.Waves)
-	v, err := s.deploymentView(ctx, dep.ID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	v.Gate = gate
-	writeJSON(w, http.StatusCreated, v)
+	s.log.Info("deployment created", "id", dep.ID, "release", rel.Target, "devices", len(dds), "waves", req.Waves)
+	return dep, gate, skipped, nil
 }
 
 // advanceTx applies the wave rules: assign every pending device of the open
@@ -337,6 +355,9 @@ func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID strin
 // onReportTx moves deployments forward on boot-confirmed commits and
 // failures.
 func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store.Report) error {
+	if err := s.closeMitigationsTx(ctx, tx, dev, r); err != nil {
+		return err
+	}
 	var status string
 	switch r.State {
 	case "committed":

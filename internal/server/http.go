@@ -67,11 +67,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/devices/{device}", s.scoped(ScopeViewer, s.handleGetDevice))
 	mux.HandleFunc("GET /v1/devices/{device}/history", s.scoped(ScopeViewer, s.handleHistory))
 	s.gateRoutes(mux)
+	mux.HandleFunc("GET /v1/devices/{device}/nudge", s.device(0, nil, s.handleNudge)) // nudge.go
 	// Mitigation bookkeeping (mitigate.go).
 	mux.HandleFunc("GET /v1/mitigations", s.scoped(ScopeViewer, s.handleMitigations))
 	mux.HandleFunc("GET /v1/repairs", s.scoped(ScopeViewer, s.handleRepairs))
 	mux.HandleFunc("GET /v1/repairs/{id}", s.scoped(ScopeViewer, s.handleRepair))
 	mux.HandleFunc("GET /v1/feed", s.scoped(ScopeViewer, s.handleFeedStatus))
+	mux.HandleFunc("GET /v1/webhook-key", s.scoped(ScopeViewer, s.handleWebhookKey))
 	return httpbound.Handler(s.cfg.Timeouts.Timeouts, mux)
 }
 

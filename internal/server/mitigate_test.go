@@ -455,7 +455,7 @@ func TestMitigationAPIsRefuseBadInput(t *testing.T) {
 		{"/v1/repairs/99999999999999999999", 400},
 		{"/v1/repairs/7", 404},
 		{"/v1/repairs?x=1", 400},
-		{"/v1/mitigations?state=closed", 400},
+		{"/v1/mitigations?state=bogus", 400},
 		{"/v1/mitigations?repair=x", 400},
 		{"/v1/mitigations?bogus=1", 400},
 		{"/v1/mitigations?device=a&device=b", 400},

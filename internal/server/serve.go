@@ -94,6 +94,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	go s.resignLoop(ctx)
 	go s.FollowFeed(ctx)
+	context.AfterFunc(ctx, s.stopNudges) // long polls answer at once on shutdown
 	if err := httpbound.Serve(ctx, ln, s.Handler(), s.cfg.Timeouts.Timeouts, tc); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}

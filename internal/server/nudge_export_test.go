@@ -1,0 +1,4 @@
+package server
+
+// NudgeWaiters counts the nudge long polls waiting now (tests).
+func (s *Server) NudgeWaiters() int { return s.nudgeWaiters() }

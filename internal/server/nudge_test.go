@@ -1,0 +1,330 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/server"
+	"github.com/ztota/ztota/internal/testbed"
+)
+
+// nudgeGet sends one nudge long poll signed by d (or by nobody with a
+// nil client) and returns the answer and the sequence in it.
+func nudgeGet(ctx context.Context, hc *http.Client, base, dev, query string) (int, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/devices/"+dev+"/nudge"+query, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if err != nil {
+		return 0, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, 0, nil
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		return 0, 0, fmt.Errorf("content type %q", ct)
+	}
+	var a server.NudgeAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return 0, 0, fmt.Errorf("answer %q: %v", body, err)
+	}
+	return resp.StatusCode, a.Seq, nil
+}
+
+// mustSeq asks for the device's sequence without waiting.
+func mustSeq(t *testing.T, hc *http.Client, base, dev string) int64 {
+	t.Helper()
+	code, m, err := nudgeGet(ctxT(t), hc, base, dev, "?after=0&wait=0")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("nudge sequence of %s: %d %v", dev, code, err)
+	}
+	return m
+}
+
+type nudgeResult struct {
+	code int
+	seq  int64
+	err  error
+}
+
+// longPoll starts a long poll in the background.
+func longPoll(ctx context.Context, hc *http.Client, base, dev string, after int64, wait int) <-chan nudgeResult {
+	ch := make(chan nudgeResult, 1)
+	go func() {
+		code, m, err := nudgeGet(ctx, hc, base, dev, fmt.Sprintf("?after=%d&wait=%d", after, wait))
+		ch <- nudgeResult{code, m, err}
+	}()
+	return ch
+}
+
+func waitWaiters(t *testing.T, srv *server.Server, n int) {
+	t.Helper()
+	testbed.WaitFor(t, 60*time.Second, fmt.Sprintf("%d nudge long polls waiting", n), func() bool { return srv.NudgeWaiters() == n })
+}
+
+// TestNudgeAnswersTheLongPollOnNudge: a device's long poll answers when
+// the server nudges it, with a new sequence; a nudge of another device
+// does not answer it; a new revocation list stored nudges every device.
+func TestNudgeAnswersTheLongPollOnNudge(t *testing.T) {
+	e := newEnv(t, nil)
+	d, other := e.enroll(t, "d1", "hw1", "fleet"), e.enroll(t, "d2", "hw1", "fleet")
+	m0 := mustSeq(t, d.hc, e.URL, d.id)
+	if m0 <= 0 {
+		t.Fatalf("first sequence %d, want a positive start value", m0)
+	}
+	if code, m, err := nudgeGet(ctxT(t), d.hc, e.URL, d.id, ""); err != nil || code != 200 || m != m0 {
+		t.Fatalf("without after: %d %d %v, want 200 and %d at once", code, m, err, m0)
+	}
+	ch := longPoll(ctxT(t), d.hc, e.URL, d.id, m0, 55)
+	waitWaiters(t, e.Server, 1)
+	e.Server.Nudge(other.id)
+	if m := mustSeq(t, other.hc, e.URL, other.id); m != m0+1 {
+		t.Fatalf("the other device's sequence %d, want %d", m, m0+1)
+	}
+	if n := e.Server.NudgeWaiters(); n != 1 {
+		t.Fatalf("after a nudge of another device %d long polls wait, want 1", n)
+	}
+	select {
+	case r := <-ch:
+		t.Fatalf("a nudge of another device answered this one: %+v", r)
+	default:
+	}
+	e.Server.Nudge(d.id)
+	r := <-ch
+	if r.err != nil || r.code != 200 || r.seq != m0+1 {
+		t.Fatalf("nudged long poll: %+v, want 200 with seq %d", r, m0+1)
+	}
+	// A poll with an old sequence answers at once.
+	if code, m, err := nudgeGet(ctxT(t), d.hc, e.URL, d.id, fmt.Sprintf("?after=%d&wait=55", m0)); err != nil || code != 200 || m != m0+1 {
+		t.Fatalf("stale after: %d %d %v", code, m, err)
+	}
+	// Every device: both long polls answer.
+	ch1, ch2 := longPoll(ctxT(t), d.hc, e.URL, d.id, m0+1, 55), longPoll(ctxT(t), other.hc, e.URL, other.id, m0+1, 55)
+	waitWaiters(t, e.Server, 2)
+	e.Server.NudgeAll()
+	for _, ch := range []<-chan nudgeResult{ch1, ch2} {
+		if r := <-ch; r.err != nil || r.code != 200 || r.seq != m0+2 {
+			t.Fatalf("after NudgeAll: %+v, want seq %d", r, m0+2)
+		}
+	}
+}
+
+// TestNudgeAnswersAtWaitWithTheSameSequence: nothing happened, so the
+// long poll answers when its wait passes with the sequence it was given.
+func TestNudgeAnswersAtWaitWithTheSameSequence(t *testing.T) {
+	e := newEnv(t, nil)
+	d := e.enroll(t, "d1", "hw1", "fleet")
+	m0 := mustSeq(t, d.hc, e.URL, d.id)
+	r := <-longPoll(ctxT(t), d.hc, e.URL, d.id, m0, 1)
+	if r.err != nil || r.code != 200 || r.seq != m0 {
+		t.Fatalf("long poll without a nudge: %+v, want 200 with the same seq %d", r, m0)
+	}
+	if n := e.Server.NudgeWaiters(); n != 0 {
+		t.Fatalf("%d long polls still counted", n)
+	}
+}
+
+// TestNudgeOfAnotherDeviceIsRefused plays a device that asks for another
+// device's nudges, an unsigned request and one signed by an unknown key.
+func TestNudgeOfAnotherDeviceIsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	d, victim := e.enroll(t, "d1", "hw1", "fleet"), e.enroll(t, "d2", "hw1", "fleet")
+	if code, _, err := nudgeGet(ctxT(t), d.hc, e.URL, victim.id, "?after=0&wait=0"); err != nil || code != http.StatusForbidden {
+		t.Fatalf("d1 asking for d2's nudges: %d %v, want 403", code, err)
+	}
+	if code, _, err := nudgeGet(ctxT(t), http.DefaultClient, e.URL, d.id, "?after=0&wait=0"); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("unsigned: %d %v, want 401", code, err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	forged := &http.Client{Transport: &devauth.Transport{DeviceID: d.id, Key: key, Now: e.clk.Now}}
+	if code, _, err := nudgeGet(ctxT(t), forged, e.URL, d.id, "?after=0&wait=0"); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("signed by another key: %d %v, want 401", code, err)
+	}
+}
+
+// TestNudgeBadParametersAreRefused: every malformed parameter is 400
+// with a clear message; a wait beyond the longest is clamped.
+func TestNudgeBadParametersAreRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	d := e.enroll(t, "d1", "hw1", "fleet")
+	for _, q := range []string{"?after=-1", "?after=abc", "?after=1&after=2", "?after=", "?after=+5", "?after=99999999999999999999",
+		"?after=9999999999999999999", "?wait=x", "?wait=-5", "?wait=1s", "?wait=1&wait=2", "?wait=12345678901234567890", "?foo=1", "?after=1&x=%00"} {
+		a := e.request(t, d.hc, "GET", "/v1/devices/d1/nudge"+q, "", nil)
+		wantRefused(t, q, a, http.StatusBadRequest)
+	}
+	m0 := mustSeq(t, d.hc, e.URL, d.id)
+	if code, m, err := nudgeGet(ctxT(t), d.hc, e.URL, d.id, "?after=0&wait=3600"); err != nil || code != 200 || m != m0 {
+		t.Fatalf("wait=3600 (clamped): %d %d %v", code, m, err)
+	}
+}
+
+// TestNudgeLongPollsPerDeviceAreBounded: a device (or a stolen key) may
+// hold only a few long polls open; the next is refused with 429.
+func TestNudgeLongPollsPerDeviceAreBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	d := e.enroll(t, "d1", "hw1", "fleet")
+	m0 := mustSeq(t, d.hc, e.URL, d.id)
+	var chs []<-chan nudgeResult
+	for range 4 {
+		chs = append(chs, longPoll(ctxT(t), d.hc, e.URL, d.id, m0, 55))
+	}
+	waitWaiters(t, e.Server, 4)
+	if code, _, err := nudgeGet(ctxT(t), d.hc, e.URL, d.id, fmt.Sprintf("?after=%d&wait=55", m0)); err != nil || code != http.StatusTooManyRequests {
+		t.Fatalf("a fifth long poll: %d %v, want 429", code, err)
+	}
+	e.Server.Nudge(d.id)
+	for _, ch := range chs {
+		if r := <-ch; r.code != 200 || r.seq != m0+1 {
+			t.Fatalf("%+v", r)
+		}
+	}
+}
+
+// TestNudgeSequenceChangesOnRestartAndShutdownAnswersWaiters: a server
+// restarted over the same data answers with another sequence (the agent
+// refreshes at once), and a server shutting down answers its long polls
+// at once instead of holding them for their wait.
+func TestNudgeSequenceChangesOnRestartAndShutdownAnswersWaiters(t *testing.T) {
+	e := newEnv(t, nil)
+	d := e.enroll(t, "d1", "hw1", "fleet")
+	m1 := mustSeq(t, d.hc, e.URL, d.id)
+	e.Server.Close()
+
+	srv, err := server.New(ctxT(t), server.Config{DataDir: filepath.Join(e.Dir, "server"), Logger: e.Log, Now: e.clk.Now, InsecureHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	m2 := mustSeq(t, d.hc, base, d.id)
+	if m2 == m1 {
+		t.Fatalf("the restarted server answers the same sequence %d", m1)
+	}
+	ch := longPoll(ctxT(t), d.hc, base, d.id, m2, 55)
+	waitWaiters(t, srv, 1)
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	// Serve has returned: without the shutdown answer the poll would
+	// still wait for its 55 s.
+	select {
+	case r := <-ch:
+		if r.err != nil || r.code != 200 || r.seq != m2 {
+			t.Fatalf("long poll at shutdown: %+v, want 200 with seq %d", r, m2)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the long poll was not answered at shutdown")
+	}
+}
+
+// TestNudgeWakesOnlyTheNudgedOfManyWaiters: 2,000 devices long-poll at
+// once; a nudge of one answers exactly that one while the 1,999 others
+// keep waiting. It also logs what the waiting costs the server process
+// (goroutines and memory per waiting device, client and server in one
+// process here, so an upper bound).
+func TestNudgeWakesOnlyTheNudgedOfManyWaiters(t *testing.T) {
+	const n = 2000
+	e := newEnv(t, nil)
+	ctx := ctxT(t)
+	type dev struct {
+		id string
+		hc *http.Client
+	}
+	devs := make([]dev, n)
+	base := &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: 0, DisableCompression: true}
+	defer base.CloseIdleConnections()
+	tx, err := e.Server.Store().DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range devs {
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		id := "w" + strconv.Itoa(i)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (id, public_key, hardware_id, grp, enrolled) VALUES (?,?,?,?,?)`,
+			id, []byte(pub), "hw1", "fleet", e.clk.Now().Unix()); err != nil {
+			t.Fatal(err)
+		}
+		devs[i] = dev{id, &http.Client{Transport: &devauth.Transport{Base: base, DeviceID: id, Key: priv, Now: e.clk.Now}}}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	m0 := mustSeq(t, devs[0].hc, e.URL, devs[0].id)
+	before := memNow()
+	pollCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	answers := make(chan string, n)
+	var wg sync.WaitGroup
+	for _, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, m, err := nudgeGet(pollCtx, d.hc, e.URL, d.id, fmt.Sprintf("?after=%d&wait=55", m0))
+			if pollCtx.Err() != nil {
+				return
+			}
+			answers <- fmt.Sprintf("%s %d %d %v", d.id, code, m, err)
+		}()
+	}
+	waitWaiters(t, e.Server, n)
+	after := memNow()
+	t.Logf("%d waiting long polls (client and server in this process): %.1f KiB and %.1f goroutines per waiting device",
+		n, float64(after.bytes-before.bytes)/n/1024, float64(after.goroutines-before.goroutines)/n)
+
+	e.Server.Nudge("w1234")
+	got := <-answers
+	if want := fmt.Sprintf("w1234 200 %d <nil>", m0+1); got != want {
+		t.Fatalf("answer %q, want %q", got, want)
+	}
+	if w := e.Server.NudgeWaiters(); w != n-1 {
+		t.Fatalf("%d long polls wait after the nudge of one device, want %d", w, n-1)
+	}
+	select {
+	case a := <-answers:
+		t.Fatalf("a device that was not nudged was answered: %s", a)
+	default:
+	}
+	stop()
+	wg.Wait()
+	waitWaiters(t, e.Server, 0)
+}
+
+type memSample struct {
+	bytes      uint64
+	goroutines int
+}
+
+func memNow() memSample {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memSample{bytes: ms.HeapInuse + ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
