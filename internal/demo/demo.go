@@ -65,20 +65,24 @@ type DeviceOutcome struct {
 
 // Result summarises a run, for tests.
 type Result struct {
-	Devices      []DeviceOutcome
-	Revoked      string   // the artifact (sha256) the certifier revoked
-	Advisories   []string // the advisories it was revoked for
-	Mitigations  int      // mitigations the server recorded
-	Repairs      []store.Repair
-	FixTarget    string
-	FixAutomatic bool // the server deployed the fix by itself
-	FixCommitted int  // devices that committed the fix
-	AllNormal    bool // every device runs the fix (or its untouched release) in normal mode at the end
-	SensorRuns   bool // the sensor module is deployed (agents with several modules)
-	ToMitigated  time.Duration
-	ToRecovered  time.Duration
-	Reports      int
-	Dir          string
+	Devices     []DeviceOutcome
+	Revoked     string   // the artifact (sha256) the certifier revoked
+	Advisories  []string // the advisories it was revoked for
+	Mitigations int      // mitigations the server recorded
+	// MitigationsClosed counts the mitigations closed at the end;
+	// FixDeployments the deployments recorded on them.
+	MitigationsClosed int
+	FixDeployments    []string
+	Repairs           []store.Repair
+	FixTarget         string
+	FixAutomatic      bool // the server deployed the fix by itself
+	FixCommitted      int  // devices that committed the fix
+	AllNormal         bool // every device runs the fix (or its untouched release) in normal mode at the end
+	SensorRuns        bool // the sensor module is deployed (agents with several modules)
+	ToMitigated       time.Duration
+	ToRecovered       time.Duration
+	Reports           int
+	Dir               string
 }
 
 // Embedded vulnerability data (see osv/README.md).
@@ -243,7 +247,8 @@ func (d *run) main(ctx context.Context) error {
 	// The OTA server: pins the certifier's root, follows its event feed.
 	d.srv, err = server.New(ctx, server.Config{DataDir: filepath.Join(dir, "server"), KeysDir: online, Logger: d.o.Log,
 		TLSCertFile: certFile, TLSKeyFile: keyFile, CertifierRoot: croot, CertdURL: certdURL, CertdCAFile: caFile,
-		FeedWait: 2 * time.Second, FeedMaxBackoff: 500 * time.Millisecond})
+		FeedWait: 2 * time.Second, FeedMaxBackoff: 500 * time.Millisecond,
+		Repair: server.RepairConfig{Waves: []float64{100}, FailureThreshold: 0.5, ScanInterval: 2 * time.Second}})
 	if err != nil {
 		return err
 	}
@@ -264,6 +269,9 @@ func (d *run) main(ctx context.Context) error {
 		return err
 	}
 	d.say("OTA server listening on %s: pins the certifier's root, follows its signed event feed, deploys only certified releases", url)
+	if err := d.pushRevocations(ctx); err != nil {
+		return err
+	}
 
 	// Certify the four programs.
 	bundles := map[string][]byte{}
@@ -329,7 +337,7 @@ func (d *run) main(ctx context.Context) error {
 		} else {
 			without = append(without, id)
 		}
-		a, err := d.newAgent(ctx, id, url, rootFile)
+		a, err := d.newAgent(ctx, id, url, rootFile, certdURL+"/v1/log")
 		if err != nil {
 			return err
 		}
@@ -385,15 +393,9 @@ func (d *run) main(ctx context.Context) error {
 	d.say("certifier: %s loaded and every certified artifact re-inspected: %s", snapshotNewName, summarizeUpdate(upd))
 	// The revocation list reaches the server ('ztota revocations push
 	// --from-certd'); devices fetch it from there.
-	list, err := d.cc.Revocations(ctx)
-	if err != nil {
+	if err := d.pushRevocations(ctx); err != nil {
 		return err
 	}
-	ans, err := d.api.PushRevocations(ctx, list)
-	if err != nil {
-		return fmt.Errorf("pushing the revocation list: %w", err)
-	}
-	d.say("revocation list version %d on the OTA server", ans.Version)
 
 	affected := append(append([]string(nil), withBackup...), without...)
 	slices.Sort(affected)
@@ -499,9 +501,37 @@ func (d *run) main(ctx context.Context) error {
 		}
 		d.res.Devices = append(d.res.Devices, o)
 	}
-	if rs, err := d.api.Repairs(ctx); err == nil {
+	// The server closes the mitigations and the repair request once the
+	// devices report the fix.
+	err = d.tl.until(ctx, func() (bool, error) {
+		rs, err := d.api.Repairs(ctx)
+		if err != nil {
+			return false, err
+		}
 		d.res.Repairs = rs
+		for _, r := range rs {
+			if r.State != store.RepairClosed {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the repair request to close: %w", err)
 	}
+	ms, err = d.api.Mitigations(ctx, "", "")
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.State == store.MitigationClosed {
+			d.res.MitigationsClosed++
+		}
+		if m.FixDeployment != "" {
+			d.res.FixDeployments = appendNew(d.res.FixDeployments, m.FixDeployment)
+		}
+	}
+	d.say("%d of %d mitigations closed by the devices' reports of the fix", d.res.MitigationsClosed, len(ms))
 	d.say("--- timeline ---")
 	d.say("database update -> last device mitigated: %.2fs", d.res.ToMitigated.Seconds())
 	d.say("database update -> last device recovered: %.2fs", d.res.ToRecovered.Seconds())
@@ -543,6 +573,9 @@ func (d *run) check(affected, withBackup []string) error {
 	}
 	if !d.res.AllNormal {
 		problems = append(problems, "not every device is back to normal")
+	}
+	if d.res.MitigationsClosed != len(affected) {
+		problems = append(problems, fmt.Sprintf("%d of %d mitigations closed", d.res.MitigationsClosed, len(affected)))
 	}
 	if len(d.res.Repairs) != 1 {
 		problems = append(problems, fmt.Sprintf("%d repair requests, want 1", len(d.res.Repairs)))

@@ -36,7 +36,7 @@ func TestDemoRunsTheWholeStory(t *testing.T) {
 		t.Skip("builds four module programs and runs a fleet; skipped with -short")
 	}
 	var out bytes.Buffer
-	res, err := RunResult(context.Background(), Options{Devices: 4, Out: &out, Timeout: 8 * time.Minute})
+	res, err := RunResult(context.Background(), Options{Devices: 4, Out: &out, Timeout: 4 * time.Minute})
 	t.Log("\n" + out.String())
 	if errors.Is(err, demomodules.ErrProxy) {
 		t.Skipf("SKIPPING: the demo's module programs need golang.org/x/text from the Go module proxy, which is unreachable: %v", err)
@@ -81,6 +81,12 @@ func TestDemoRunsTheWholeStory(t *testing.T) {
 	}
 	if len(res.Repairs) != 1 || !slices.Equal(res.Repairs[0].Advisories, []string{"GO-2026-5970"}) || res.Repairs[0].Devices != 4 {
 		t.Errorf("repair requests %+v; want one naming GO-2026-5970 for 4 devices", res.Repairs)
+	}
+	if res.MitigationsClosed != 4 || len(res.Repairs) == 1 && res.Repairs[0].State != "closed" {
+		t.Errorf("%d mitigations closed, repair requests %+v; want all closed", res.MitigationsClosed, res.Repairs)
+	}
+	if !res.FixAutomatic || len(res.FixDeployments) != 1 {
+		t.Errorf("fix deployed automatically %t, fix deployments on the mitigations %v; want one made by the server", res.FixAutomatic, res.FixDeployments)
 	}
 	if res.Mitigations != 4 {
 		t.Errorf("%d mitigations recorded, want 4", res.Mitigations)

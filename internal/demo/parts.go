@@ -61,8 +61,24 @@ func (d *run) certify(ctx context.Context, b demomodules.Built) ([]byte, error) 
 	return bundle, nil
 }
 
+// pushRevocations brings the certifier's signed revocation list to the
+// OTA server ('ztota revocations push --from-certd'); devices fetch it
+// from there.
+func (d *run) pushRevocations(ctx context.Context) error {
+	list, err := d.cc.Revocations(ctx)
+	if err != nil {
+		return fmt.Errorf("the certifier's revocation list: %w", err)
+	}
+	ans, err := d.api.PushRevocations(ctx, list)
+	if err != nil {
+		return fmt.Errorf("pushing the revocation list: %w", err)
+	}
+	d.say("the certifier's signed revocation list version %d (%d entries) pushed to the OTA server; devices fetch it from there", ans.Version, ans.Entries)
+	return nil
+}
+
 // newAgent makes, enrolls and returns a device's agent.
-func (d *run) newAgent(ctx context.Context, id, url, rootFile string) (*agent.Agent, error) {
+func (d *run) newAgent(ctx context.Context, id, url, rootFile, logURL string) (*agent.Agent, error) {
 	et, err := d.api.EnrollToken(ctx, group, time.Hour)
 	if err != nil {
 		return nil, err
@@ -86,6 +102,7 @@ func (d *run) newAgent(ctx context.Context, id, url, rootFile string) (*agent.Ag
 			Health: agent.Health{StayUp: agent.Duration(500 * time.Millisecond), Command: []string{"bin/app", "health"}}},
 		PollInterval:        agent.Duration(300 * time.Millisecond),
 		CertifierRoot:       rootFile,
+		CertifierLogURL:     logURL,
 		RevocationsInterval: agent.Duration(time.Second),
 	}
 	if err := cfg.Validate(); err != nil {
@@ -364,4 +381,11 @@ func (t *timeline) lastMode(id string) string {
 		}
 	}
 	return mode
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
 }
