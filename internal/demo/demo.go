@@ -476,17 +476,9 @@ func (d *run) main(ctx context.Context) error {
 	d.say("deployment %s %s: %d/%d committed", depID, dv.Status, d.res.FixCommitted, len(dv.Devices))
 
 	// The end state.
-	devs, err := d.api.Devices(ctx, group)
-	if err != nil {
-		return err
-	}
-	installed := map[string]string{}
-	for _, x := range devs {
-		installed[x.ID] = x.Installed
-	}
 	d.res.AllNormal = true
 	for _, id := range d.ids {
-		o := DeviceOutcome{ID: id, HasBackup: slices.Contains(withBackup, id), Final: installed[id]}
+		o := DeviceOutcome{ID: id, HasBackup: slices.Contains(withBackup, id), Final: d.tl.lastCommitted(id, "app")}
 		o.Mitigation = d.tl.modeAfter(id, t0, report.StateDegraded, report.StateOnBackup)
 		o.Recovered = d.tl.has(id, t0, report.StateRecovered)
 		o.FinalMode = d.tl.lastMode(id)

@@ -389,3 +389,15 @@ func appendNew(list []string, s string) []string {
 	}
 	return append(list, s)
 }
+
+// lastCommitted is the target of the device's last "committed" report
+// about module (reports that name no module are about the only one).
+func (t *timeline) lastCommitted(id, module string) string {
+	target := ""
+	for _, e := range t.all[id] {
+		if e.State == string(report.StateCommitted) && (e.rep.Module == "" || e.rep.Module == module) {
+			target = e.Target
+		}
+	}
+	return target
+}
