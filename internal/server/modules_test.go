@@ -206,12 +206,13 @@ func TestMitigationStatesUpdateTheModuleView(t *testing.T) {
 		t.Fatalf("app while switching: %+v", a)
 	}
 	e.clk.Advance(time.Minute)
-	on := d.modRep(report.StateOnBackup, "app", app1)
+	bak := e.releaseOf(t, "app", "0.9", 1, "", "hw1")
+	on := d.modRep(report.StateOnBackup, "app", bak) // the backup committed and runs
 	on.Mode = report.ModeBackup
 	on.Advisories = "GO-2025-0001,GO-2025-0002"
 	e.mustPost(t, d, on)
 	a := e.modules(t, "dev-a")["app"]
-	if a.Mode != store.ModeBackup || !a.Since.Equal(e.clk.Now()) || a.LastState != "on-backup" {
+	if a.Mode != store.ModeBackup || !a.Since.Equal(e.clk.Now()) || a.LastState != "on-backup" || a.Release != bak || a.Version != "0.9" {
 		t.Fatalf("app on backup: %+v", a)
 	}
 	// A mode without a state that implies it: degraded web.
@@ -226,7 +227,7 @@ func TestMitigationStatesUpdateTheModuleView(t *testing.T) {
 		t.Fatalf("app after web degraded: %+v", mods["app"])
 	}
 	e.clk.Advance(time.Minute)
-	e.mustPost(t, d, d.modRep(report.StateRecovered, "app", app1))
+	e.mustPost(t, d, d.modRep(report.StateRecovered, "app", bak))
 	if a := e.modules(t, "dev-a")["app"]; a.Mode != store.ModeNormal || len(a.Why) != 0 || !a.Since.Equal(e.clk.Now()) {
 		t.Fatalf("app recovered: %+v", a)
 	}

@@ -285,8 +285,8 @@ func ModeOf(r Report) string {
 }
 
 // UpdateModuleStatusTx applies a device's report about one module: the
-// newest report's state and time, on "committed" the installed release
-// (creating the module's row), and the mode, advisories and since from
+// newest report's state and time, on "committed" and "on-backup" (the
+// backup runs) the installed release (creating the module's row), and the mode, advisories and since from
 // the mitigation states (or any report that carries a mode). A report
 // older (by sequence number) than the module's newest changes nothing.
 // received is the server's receive time, the authority for "since".
@@ -307,7 +307,9 @@ func UpdateModuleStatusTx(ctx context.Context, tx *sql.Tx, dev, module string, r
 		r.State, ms, r.Seq, ms, dev, module); err != nil {
 		return err
 	}
-	if r.State == "committed" && r.Target != "" {
+	// A commit installs its target; so does "on-backup" (the backup
+	// committed and runs), whose target is the backup release.
+	if (r.State == "committed" || r.State == "on-backup") && r.Target != "" {
 		if _, err := tx.ExecContext(ctx, `UPDATE device_modules SET installed=? WHERE device_id=? AND module=?`, r.Target, dev, module); err != nil {
 			return err
 		}
