@@ -42,6 +42,8 @@ func devicesListCmd(g *globals) *cobra.Command {
 	return c
 }
 
+// printDeviceList prints the table; STATE, INSTALLED and ASSIGNED are
+// empty when unknown (scripts read the columns by the header's positions).
 func printDeviceList(w io.Writer, devs []store.Device) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEVICE\tMODULE\tSTATE\tINSTALLED\tASSIGNED\tMODE\tWHY\tSINCE\tHARDWARE\tLAST SEEN")
@@ -51,7 +53,7 @@ func printDeviceList(w io.Writer, devs []store.Device) error {
 			state = "decommissioned"
 		}
 		if len(d.Modules) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t%s\t-\t-\t-\t%s\t%s\n", d.ID, dash(state), dash(d.Installed), dash(d.Assigned), d.HardwareID, orDash(d.LastSeen, "never"))
+			fmt.Fprintf(tw, "%s\t-\t%s\t%s\t%s\t-\t-\t-\t%s\t%s\n", d.ID, state, d.Installed, d.Assigned, d.HardwareID, orDash(d.LastSeen, "never"))
 			continue
 		}
 		for _, m := range d.Modules {
@@ -59,7 +61,7 @@ func printDeviceList(w io.Writer, devs []store.Device) error {
 			if m.LastState != "" && d.Decommissioned.IsZero() {
 				st = m.LastState
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, m.Module, dash(st), dash(m.Release), dash(m.Assigned),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, m.Module, st, m.Release, m.Assigned,
 				dash(m.Mode), why(m.Why), orDash(m.Since, "-"), d.HardwareID, orDash(d.LastSeen, "never"))
 		}
 	}

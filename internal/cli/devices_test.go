@@ -71,14 +71,21 @@ func TestDevicesListAndShowPrintModules(t *testing.T) {
 		}
 	}
 	want := [][]string{
-		{"dev-1", "app", "on-backup", "app/0.9/app.tar", "-", "backup", "GO-2026-0001,GO-2026-0002", "2026-03-04T05:06:09Z"},
+		{"dev-1", "app", "on-backup", "app/0.9/app.tar", "", "backup", "GO-2026-0001,GO-2026-0002", "2026-03-04T05:06:09Z"},
 		{"dev-1", "web", "committed", "web/2.0/web.tar", "web/2.0/web.tar", "normal", "-", "-"},
-		{"dev-2", "-", "-", "-", "-", "-", "-", "-"},
+		{"dev-2", "-", "", "", "", "-", "-", "-"},
 	}
+	// Cells by the header's column positions, as scripts read them.
+	heads := []string{"DEVICE", "MODULE", "STATE", "INSTALLED", "ASSIGNED", "MODE", "WHY", "SINCE", "HARDWARE"}
 	for i, w := range want {
-		f := strings.Fields(lines[i+1])
-		if len(f) < len(w) || strings.Join(f[:len(w)], " ") != strings.Join(w, " ") {
-			t.Errorf("row %d: %q, want it to start with %q", i+1, lines[i+1], strings.Join(w, " "))
+		l := lines[i+1]
+		var got []string
+		for j := 0; j+1 < len(heads); j++ {
+			from, to := strings.Index(lines[0], heads[j]), strings.Index(lines[0], heads[j+1])
+			got = append(got, strings.TrimSpace(l[min(from, len(l)):min(to, len(l))]))
+		}
+		if strings.Join(got, "|") != strings.Join(w, "|") {
+			t.Errorf("row %d: %q, cells %q, want %q", i+1, l, got, w)
 		}
 	}
 	code, out = run(t, append([]string{"devices", "list", "--json"}, api...)...)
