@@ -83,6 +83,7 @@ func (s *Server) ingestReportTx(ctx context.Context, tx *sql.Tx, dev string, rep
 		if err := store.UpdateModuleStatusTx(ctx, tx, dev, module, rep, rep.Received); err != nil {
 			return err
 		}
+		rep.Module = module // what the deployments go by (the history keeps the report as signed)
 	}
 	return s.onReportTx(ctx, tx, dev, rep)
 }

@@ -368,3 +368,25 @@ func TestBackupMustBeAnotherReleaseOfTheSameModuleAndHardware(t *testing.T) {
 		t.Fatalf("releases list lacks the backup: %s", a.body)
 	}
 }
+
+// TestReportsWithoutModuleGoToTheOnlyModule: an older agent's reports
+// name no module; on a device with one module they are about it, even a
+// commit of a target never released here (a factory image), which
+// leaves the director listing nothing for the module, as before.
+func TestReportsWithoutModuleGoToTheOnlyModule(t *testing.T) {
+	e := newEnv(t, nil)
+	d := e.enroll(t, "dev-a", "hw1", "")
+	app1 := e.release(t, "1.0", 1, "hw1")
+	e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["dev-a"]}`, app1))
+	e.mustPost(t, d, d.rep(report.StateCommitted, app1))
+	e.mustPost(t, d, d.rep(report.StateIdle, ""))
+	if m := e.modules(t, "dev-a"); len(m) != 1 || m["app"].LastState != "idle" || m["app"].Release != app1 {
+		t.Fatalf("modules: %+v", m)
+	}
+	e.mustPost(t, d, d.rep(report.StateCommitted, "factory/1/image.img"))
+	m := e.modules(t, "dev-a")["app"]
+	if m.Release != "factory/1/image.img" || m.Version != "" || m.Assigned != "" {
+		t.Fatalf("app after a factory image commit: %+v", m)
+	}
+	wantTargets(t, e, "dev-a")
+}
