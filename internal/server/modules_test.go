@@ -263,6 +263,10 @@ func TestReportAboutAModuleTheDeviceLacksChangesNothing(t *testing.T) {
 	st := e.Server.Store()
 	before := e.modules(t, "dev-a")
 	dirBefore := directorTargets(t, st, "dev-a")
+	devBefore, err := st.Device(ctxT(t), "dev-a")
+	if err != nil {
+		t.Fatal(err)
+	}
 	bad := d.modRep(report.StateDegraded, "db", "")
 	bad.Mode = report.ModeDegraded
 	bad.Advisories = "GO-2025-0009"
@@ -274,6 +278,9 @@ func TestReportAboutAModuleTheDeviceLacksChangesNothing(t *testing.T) {
 	}
 	if got := directorTargets(t, st, "dev-a"); !slices.Equal(got, dirBefore) {
 		t.Fatalf("director changed: %v -> %v", dirBefore, got)
+	}
+	if devAfter, _ := st.Device(ctxT(t), "dev-a"); devAfter.State != devBefore.State || devAfter.Installed != devBefore.Installed {
+		t.Fatalf("device state changed: %+v -> %+v", devBefore, devAfter)
 	}
 	h := e.History("dev-a")
 	if n := len(h); n < 2 || h[n-2].Module != "db" || h[n-1].Target != web1 {

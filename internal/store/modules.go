@@ -331,13 +331,11 @@ func UpdateModuleStatusTx(ctx context.Context, tx *sql.Tx, dev, module string, r
 	return err
 }
 
-// TouchDeviceTx records that a device was seen, with the state of a
-// report that changes nothing else.
+// TouchDeviceTx records that a device was seen by a report that changes
+// nothing else (its state is not the device's): the last-seen time and
+// the newest sequence number.
 func TouchDeviceTx(ctx context.Context, tx *sql.Tx, id string, r Report, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen=?, state=? WHERE id=? AND last_seq<=?`, unix(now), r.State, id, r.Seq); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE devices SET last_seq=MAX(last_seq, ?) WHERE id=?`, r.Seq, id)
+	_, err := tx.ExecContext(ctx, `UPDATE devices SET last_seen=?, last_seq=MAX(last_seq, ?) WHERE id=?`, unix(now), r.Seq, id)
 	return err
 }
 
