@@ -22,6 +22,7 @@ import (
 	"github.com/ztota/ztota/internal/agent"
 	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/release"
+	"github.com/ztota/ztota/internal/sandbox"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/testbed"
 	"github.com/ztota/ztota/internal/tufrepo"
@@ -298,4 +299,36 @@ func procUIDOrGone(pid int) string {
 		}
 	}
 	return ""
+}
+
+// TestSignedProfilesTakePrecedence performs a release whose signed image
+// metadata carries normal and degraded privilege profiles while the
+// device's configuration has none: the module runs under the signed
+// normal profile (its uid, its data directory writable though the profile
+// does not list it, ZTOTA_MODE normal), and, revoked without a backup,
+// under the signed degraded profile.
+func TestSignedProfilesTakePrecedence(t *testing.T) {
+	const id = "dev-profiles-1"
+	cb := newCertBed(t)
+	port := hostListener(t)
+	cfg := degradeConfig(t, cb, id)
+	a := cb.b.Agent(cfg)
+	cb.push(t, 1)
+	profiles := &tufrepo.Profiles{
+		Normal:   &sandbox.Profile{UID: 65533, GID: 65533, Env: []string{"PATH=/usr/bin:/bin"}},
+		Degraded: &sandbox.Profile{UID: 65532, GID: 65532, Env: []string{"PATH=/usr/bin:/bin"}},
+	}
+	r := cb.publish(t, probeBundle(t, cb.b, "1.0.0", port), tufrepo.ImageMeta{Version: "1.0.0", ReleaseCounter: 1, Profiles: profiles}, true)
+	cb.b.Deploy(r.Target, id)
+	testbed.CycleInstalls(t, a, r.SHA256, "installing the release with signed profiles")
+	if v := moduleView(t, cfg); v["uid"] != "65533" || v["done"] != agent.ModeNormal {
+		t.Fatalf("the module runs as uid %q in mode %q, want the signed normal profile's 65533, normal", v["uid"], v["done"])
+	}
+	cb.push(t, 2, revocation(r.SHA256, "GO-2026-0070"))
+	if err := a.CheckRevocations(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if v := moduleView(t, cfg); v["uid"] != "65532" || v["done"] != agent.ModeDegraded {
+		t.Fatalf("the revoked module runs as uid %q in mode %q, want the signed degraded profile's 65532, degraded", v["uid"], v["done"])
+	}
 }
