@@ -20,6 +20,8 @@
 //	module-data/         the module's data directory under a profile (owned by its uid)
 //	health.out           output of the last health command
 //	deadletter.jsonl     reports the server refused (bounded; see DESIGN.md)
+//	modules/<name>/      with config "modules": each module's slots/, download/,
+//	                     module.log, module-data/ and health.out (module.go)
 package agent
 
 import (
