@@ -332,3 +332,35 @@ func TestSignedProfilesTakePrecedence(t *testing.T) {
 		t.Fatalf("the revoked module runs as uid %q in mode %q, want the signed degraded profile's 65532, degraded", v["uid"], v["done"])
 	}
 }
+
+// TestUnhealthyBackupRollsBackAndDegrades performs a designated backup
+// that fails its health check: the switch is rolled back through the A/B
+// path, the revoked release runs degraded (never unconfined again), the
+// report says why the backup was not used, and the mode is degraded.
+func TestUnhealthyBackupRollsBackAndDegrades(t *testing.T) {
+	const id = "dev-backup-7"
+	cb := newCertBed(t)
+	cfg := degradeConfig(t, cb, id)
+	a := cb.b.Agent(cfg)
+	cb.push(t, 1)
+	bk := cb.publish(t, cb.b.ScriptBundle("0.9.0", false, 1024), tufrepo.ImageMeta{Version: "0.9.0", ReleaseCounter: 1}, true)
+	v1 := cb.publish(t, cb.b.ScriptBundle("1.0.0", true, 2048), tufrepo.ImageMeta{Version: "1.0.0", ReleaseCounter: 2, Backup: bk.Target}, true)
+	cb.b.Deploy(v1.Target, id)
+	testbed.CycleInstalls(t, a, v1.SHA256, "installing v1")
+	cb.push(t, 2, revocation(v1.SHA256, "GO-2026-0043"))
+	if err := a.CheckRevocations(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testbed.Installed(t, a); got != v1.SHA256 {
+		t.Fatalf("the device runs %s, want v1 back after the backup's rollback", got)
+	}
+	if mode, _, _ := a.Mode(); mode != agent.ModeDegraded {
+		t.Fatalf("mode %q, want degraded", mode)
+	}
+	waitUID(t, a, "", "65534")
+	waitStates(t, cb.b, a, id, "switching-to-backup", "rolled-back")
+	reportSaying(t, cb.b, a, id, "degraded", "backup not used: its install did not commit")
+	if n := countSaying(cb.b, id, "on-backup", ""); n != 0 {
+		t.Fatalf("%d on-backup reports for a backup that rolled back", n)
+	}
+}

@@ -38,26 +38,21 @@ func (a *Agent) applyStalePolicy(ctx context.Context, l *attest.RevocationList, 
 		return
 	}
 	a.mu.Lock()
-	already := a.st.StaleSince != nil
-	if !already {
+	var err error
+	if a.st.StaleSince == nil {
 		a.st.StaleSince = &since
+		err = saveState(a.statePath(), a.st)
 	}
-	err := saveState(a.statePath(), a.st)
 	a.mu.Unlock()
 	if err != nil {
 		a.log.Error("saving the stale mode", "err", err)
 	}
 	for _, m := range a.mods {
-		if already && m.stale {
-			continue
+		if m.stale {
+			continue // already running degraded for the stale list
 		}
-		if a.ModulePIDOf(m.name()) == 0 && !already {
-			// Nothing runs (no release yet, or a failed start): started
-			// degraded when it starts.
-			st, err := m.slots.State(ctx)
-			if err != nil || st.Active == "" {
-				continue
-			}
+		if st, err := m.slots.State(ctx); err != nil || st.Active == "" {
+			continue // nothing runs yet: started degraded when it starts
 		}
 		if err := a.startActive(ctx, m); err != nil {
 			a.mreport(ctx, m, report.StateFailed, "", "", 0, "revocation list stale, but the module could not be restarted degraded: "+err.Error())
