@@ -139,6 +139,17 @@ func TestTwoModulesAreUpdatedAndMitigatedIndependently(t *testing.T) {
 		t.Fatalf("web's process changed (%d, was %d) on app's update", pid, pidW)
 	}
 	reportSaying(t, cb.b, a, id, "recovered", "GO-2026-0050")
+
+	// A restarted agent finds each module's slots and state again.
+	a.Close()
+	a2 := cb.b.Agent(cfg)
+	if activeSHA(t, a2, "app") != fix.SHA256 || activeSHA(t, a2, "web") != rW.SHA256 || a2.ModulePIDOf("app") == 0 || a2.ModulePIDOf("web") == 0 {
+		t.Fatal("after a restart the modules do not run what they committed")
+	}
+	if why, ok := a2.ModuleRefused("app")[rA.SHA256]; !ok || len(a2.ModuleRefused("web")) != 0 {
+		t.Fatalf("after a restart: app refused %q (%v), web refused %v; want the revoked artifact refused for app only", why, ok, a2.ModuleRefused("web"))
+	}
+	a = a2
 	for _, r := range statesIn(cb.b, id, "committed", "recovered") {
 		mod, _, _ := payload(t, r)
 		want := "app"
