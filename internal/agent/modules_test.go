@@ -198,6 +198,34 @@ func TestTargetForUnknownModuleIsRefused(t *testing.T) {
 	}
 }
 
+// TestTwoTargetsForOneModuleAreRefused performs a director that lists two
+// releases of module app (and one of web): app's assignment is refused and
+// reported naming app, nothing is installed into app, web installs.
+func TestTwoTargetsForOneModuleAreRefused(t *testing.T) {
+	const id = "dev-modules-3"
+	cb := newCertBed(t)
+	cfg := degradeConfig(t, cb, id)
+	twoModules(t, cfg)
+	cb.push(t, 1)
+	r1 := cb.publish(t, cb.b.ScriptBundle("1.0.0", true, 1024), tufrepo.ImageMeta{Version: "1.0.0", ReleaseCounter: 1}, true)
+	r2 := cb.publish(t, cb.b.ScriptBundle("1.0.1", true, 1024), tufrepo.ImageMeta{Version: "1.0.1", ReleaseCounter: 2}, true)
+	rW := cb.publish(t, cb.b.ScriptBundle("2.0.0", true, 2048), tufrepo.ImageMeta{Name: "web", Module: "web", Version: "2.0.0", ReleaseCounter: 1}, true)
+	assign(t, newForger(t, cb.b), cb.f, id, 1000, r1, r2, rW)
+	a := cb.b.Agent(cfg)
+	if err := a.Cycle(testbed.Ctx(t)); !errors.Is(err, agent.ErrRefused) {
+		t.Fatalf("cycle: %v, want agent.ErrRefused", err)
+	}
+	if activeSHA(t, a, "app") != "" || activeSHA(t, a, "web") != rW.SHA256 {
+		t.Fatalf("app runs %q (want nothing), web %q (want %s)", activeSHA(t, a, "app"), activeSHA(t, a, "web"), rW.SHA256)
+	}
+	reportSaying(t, cb.b, a, id, "refused", "director lists 2 targets for module app")
+	for _, r := range statesIn(cb.b, id, "refused") {
+		if mod, _, _ := payload(t, r); mod != "app" {
+			t.Fatalf("refused report names module %q, want app", mod)
+		}
+	}
+}
+
 // TestConfigModulesAreValidated: exactly one of module and modules; at
 // most MaxModules, unique names.
 func TestConfigModulesAreValidated(t *testing.T) {

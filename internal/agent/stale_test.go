@@ -19,7 +19,7 @@ import (
 // staleSetup installs a certified release under policy, then records a
 // list that expires in two seconds and withholds every later list; it
 // returns once the grace past the expiry has passed.
-func staleSetup(t *testing.T, id, policy string) (*certBed, *agent.Agent, release.Result) {
+func staleSetup(t *testing.T, id, policy string) (*certBed, *agent.Agent, release.Result, *agent.Config) {
 	t.Helper()
 	cb := newCertBed(t)
 	cfg := degradeConfig(t, cb, id)
@@ -59,7 +59,7 @@ func staleSetup(t *testing.T, id, policy string) (*certBed, *agent.Agent, releas
 	if n := countSaying(cb.b, id, "list-stale", ""); n != 1 {
 		t.Fatalf("list-stale reported %d times, want once", n)
 	}
-	return cb, a, r
+	return cb, a, r, cfg
 }
 
 // TestStaleListPolicyKeepKeepsRunning performs the stale list under the
@@ -67,7 +67,7 @@ func staleSetup(t *testing.T, id, policy string) (*certBed, *agent.Agent, releas
 // was.
 func TestStaleListPolicyKeepKeepsRunning(t *testing.T) {
 	const id = "dev-stale-1"
-	cb, a, r := staleSetup(t, id, agent.StaleKeep)
+	cb, a, r, _ := staleSetup(t, id, agent.StaleKeep)
 	if mode, _, _ := a.Mode(); mode != agent.ModeNormal {
 		t.Fatalf("mode %q, want normal", mode)
 	}
@@ -81,11 +81,12 @@ func TestStaleListPolicyKeepKeepsRunning(t *testing.T) {
 
 // TestStaleListPolicyDegradeDegradesUntilAFreshList performs the stale
 // list under the policy "degrade": the module restarts degraded (mode
-// degraded, no advisories, "revocation list stale"), and once a fresh
-// list verifies it runs normally again, reporting recovered.
+// degraded, no advisories, "revocation list stale"), also after an agent
+// restart, and once a fresh list verifies it runs normally again,
+// reporting recovered.
 func TestStaleListPolicyDegradeDegradesUntilAFreshList(t *testing.T) {
 	const id = "dev-stale-2"
-	cb, a, _ := staleSetup(t, id, agent.StaleDegrade)
+	cb, a, _, cfg := staleSetup(t, id, agent.StaleDegrade)
 	if mode, adv, _ := a.Mode(); mode != agent.ModeDegraded || len(adv) != 0 {
 		t.Fatalf("mode %q advisories %v, want degraded without advisories", mode, adv)
 	}
@@ -95,6 +96,15 @@ func TestStaleListPolicyDegradeDegradesUntilAFreshList(t *testing.T) {
 		if mod, mode, adv := payload(t, r); mod != "app" || mode != "degraded" || adv != "" {
 			t.Fatalf("degraded report: module %q mode %q advisories %q", mod, mode, adv)
 		}
+	}
+
+	// A restarted agent starts the module degraded while the list stays
+	// stale.
+	a.Close()
+	a = cb.b.Agent(cfg)
+	waitUID(t, a, "", "65534")
+	if mode, _, _ := a.Mode(); mode != agent.ModeDegraded {
+		t.Fatalf("after a restart: mode %q, want degraded", mode)
 	}
 
 	cb.f.clear()
