@@ -103,7 +103,8 @@ func TestNudgeMakesTheAgentActAtOnce(t *testing.T) {
 
 // TestNudgeWithoutEndpointDoesNotSpin performs a server without the nudge
 // endpoint (404): the agent asks once and then only after a long pause,
-// not in a loop; with nudge disabled it never asks.
+// not in a loop; a failing endpoint (500) is asked with back-off; with
+// nudge disabled it never asks.
 func TestNudgeWithoutEndpointDoesNotSpin(t *testing.T) {
 	b, f := bed(t, testbed.Options{})
 	n := &nudger{status: http.StatusNotFound}
@@ -114,6 +115,17 @@ func TestNudgeWithoutEndpointDoesNotSpin(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if got := n.requests.Load(); got != 1 {
 		t.Fatalf("%d nudge requests to a server without the endpoint within 1.5 s, want 1", got)
+	}
+
+	// A failing endpoint (500): exponential back-off, not a loop.
+	n5 := &nudger{status: http.StatusInternalServerError}
+	b5, f5 := bed(t, testbed.Options{})
+	f5.setHook(n5.hook("dev-nudge-5"))
+	runAgent(t, b5.AgentConfig("dev-nudge-5", "board-a"), b5)
+	testbed.WaitFor(t, 10*time.Second, "the first nudge poll", func() bool { return n5.requests.Load() > 0 })
+	time.Sleep(1500 * time.Millisecond)
+	if got := n5.requests.Load(); got > 3 {
+		t.Fatalf("%d nudge requests to a failing endpoint within 1.5 s, want at most 3 (back-off)", got)
 	}
 
 	n3 := &nudger{}
