@@ -19,8 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/ztota/ztota/internal/agent"
 	"github.com/ztota/ztota/internal/attest"
+	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/sandbox"
 	"github.com/ztota/ztota/internal/store"
@@ -52,6 +56,47 @@ func (cb *certBed) publish(t *testing.T, bundle string, im tufrepo.ImageMeta, ce
 		}
 	}
 	return r
+}
+
+// designateBackup re-signs the server's image targets with the
+// integrator's targets key so that target names backup, bypassing the
+// checks of the release tool and of the server, and stores them as the
+// next version.
+func designateBackup(t *testing.T, b *testbed.Bed, target, backup string) {
+	t.Helper()
+	ctx := testbed.Ctx(t)
+	cur, err := b.Admin.ImageTargets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := tufrepo.Parse[metadata.TargetsType](cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf := md.Signed.Targets[target]
+	m, err := tufrepo.ParseImageMeta(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Backup = backup
+	sha := tf.Hashes["sha256"]
+	ntf, err := tufrepo.TargetFile(target, tf.Length, sha, tufrepo.ImageCustom(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := tufrepo.NextTargets(md, time.Now().Add(time.Hour))
+	next.Signed.Version = md.Signed.Version + 1
+	next.Signed.Targets[target] = ntf
+	key, err := keys.Load(filepath.Join(b.KeysDir, keyset.OfflineDir, keyset.ImageTargetsKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := tufrepo.Sign(next, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testbed.InjectImageTargets(t, b.Server.Store(), filepath.Join(b.Dir, "server", "keys"), next.Signed.Version, data)
+	b.Server.ForgetCachedMeta("image")
 }
 
 // payload decodes the module fields of a stored report.
@@ -88,7 +133,16 @@ func backupSetup(t *testing.T, cb *certBed, a *agent.Agent, id string, backup tu
 	cb.push(t, 1)
 	backup.Version, backup.ReleaseCounter = "0.9.0", 1
 	bk = cb.publish(t, cb.b.ScriptBundle("0.9.0", true, 1024), backup, certifyBackup)
-	v1 = cb.publish(t, cb.b.ScriptBundle("1.0.0", true, 2048), tufrepo.ImageMeta{Version: "1.0.0", ReleaseCounter: 2, Backup: bk.Target}, true)
+	if backup.Module != "" || len(backup.HardwareIDs) > 0 {
+		// A backup that the release tool and the server both refuse (another
+		// module, other hardware): signed with the integrator's targets key
+		// by other means and put into the server's store directly, as a
+		// careless integrator and a server that checks nothing would.
+		v1 = cb.publish(t, cb.b.ScriptBundle("1.0.0", true, 2048), tufrepo.ImageMeta{Version: "1.0.0", ReleaseCounter: 2}, true)
+		designateBackup(t, cb.b, v1.Target, bk.Target)
+	} else {
+		v1 = cb.publish(t, cb.b.ScriptBundle("1.0.0", true, 2048), tufrepo.ImageMeta{Version: "1.0.0", ReleaseCounter: 2, Backup: bk.Target}, true)
+	}
 	cb.b.Deploy(v1.Target, id)
 	testbed.CycleInstalls(t, a, v1.SHA256, "installing v1")
 	return v1, bk

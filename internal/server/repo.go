@@ -84,6 +84,12 @@ func (c *metaCache) put(m store.Meta, gen uint64) {
 	c.mu.Unlock()
 }
 
+// ForgetCachedMeta drops the cached timestamp of repo, so that metadata
+// another writer put into the store (a restored database, a test that
+// plays an attacker holding the database and the online keys) is served
+// from the next request on.
+func (s *Server) ForgetCachedMeta(repo string) { s.cache.drop(repo) }
+
 func (s *Server) latestTimestamp(ctx context.Context, repo string) (store.Meta, error) {
 	m, gen, ok := s.cache.get(repo)
 	if ok {
