@@ -391,6 +391,13 @@ func TestReportsWithoutModuleGoToTheOnlyModule(t *testing.T) {
 	if m := e.modules(t, "dev-a"); len(m) != 1 || m["app"].LastState != "idle" || m["app"].Release != app1 {
 		t.Fatalf("modules: %+v", m)
 	}
+	// A report naming a release of a module never assigned to the device
+	// (and not a commit) is about the device, not a new module.
+	web1 := e.releaseOf(t, "web", "1.0", 1, "", "hw1")
+	e.mustPost(t, d, d.rep(report.StateDownloading, web1))
+	if m := e.modules(t, "dev-a"); len(m) != 1 || m["app"].LastState != "idle" {
+		t.Fatalf("modules after a report about web: %+v", m)
+	}
 	e.mustPost(t, d, d.rep(report.StateCommitted, "factory/1/image.img"))
 	m := e.modules(t, "dev-a")["app"]
 	if m.Release != "factory/1/image.img" || m.Version != "" || m.Assigned != "" {
