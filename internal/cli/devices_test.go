@@ -3,6 +3,8 @@ package cli
 import (
 	"database/sql"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +119,40 @@ func TestDevicesListAndShowPrintModules(t *testing.T) {
 	}
 	if code, out := run(t, append([]string{"devices", "show", "dev-1", "--history", "0"}, api...)...); code == 0 || !strings.Contains(out, "--history") {
 		t.Fatalf("devices show --history 0: %d %s", code, out)
+	}
+}
+
+// TestReleaseBackupFlag: 'ztota release --backup TARGET' designates the
+// backup; the server keeps it on the release, and refuses a backup of
+// another module with a message that says so.
+func TestReleaseBackupFlag(t *testing.T) {
+	b := testbed.New(t, testbed.Options{})
+	api := []string{"--server", b.URL, "--insecure-http", "--token", b.Admin.Token, "--keys", b.KeysDir}
+	art := func(name string) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, []byte(name+" bytes"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	code, out := run(t, append([]string{"release", art("app.tar"), "--name", "app", "--version", "1.0", "--counter", "1", "--hardware", "hw1"}, api...)...)
+	if code != 0 {
+		t.Fatalf("release 1.0: %d %s", code, out)
+	}
+	code, out = run(t, append([]string{"release", art("web.tar"), "--name", "web", "--version", "1.0", "--counter", "1", "--hardware", "hw1"}, api...)...)
+	if code != 0 {
+		t.Fatalf("release web 1.0: %d %s", code, out)
+	}
+	code, out = run(t, append([]string{"release", art("app2.tar"), "--name", "app", "--version", "2.0", "--counter", "2", "--hardware", "hw1", "--backup", "web/1.0/web.tar"}, api...)...)
+	if code == 0 || !strings.Contains(out, "same module") {
+		t.Fatalf("release with a backup of another module: %d %s", code, out)
+	}
+	code, out = run(t, append([]string{"release", art("app2.tar"), "--name", "app", "--version", "2.0", "--counter", "2", "--hardware", "hw1", "--backup", "app/1.0/app.tar"}, api...)...)
+	if code != 0 {
+		t.Fatalf("release with a backup: %d %s", code, out)
+	}
+	r, err := b.Server.Store().Release(testbed.Ctx(t), "app@2.0")
+	if err != nil || r.Backup != "app/1.0/app.tar" {
+		t.Fatalf("release app 2.0: backup %q, %v", r.Backup, err)
 	}
 }

@@ -51,12 +51,18 @@ func (s *Server) reportModuleTx(ctx context.Context, tx *sql.Tx, dev string, r s
 			"device", dev, "report", r.ID, "module", r.Module, "state", r.State)
 		return "", false, nil
 	}
-	if known {
-		return rel.Module, true, nil
-	}
 	mods, err := store.DeviceModulesTx(ctx, tx, dev)
 	if err != nil {
 		return "", false, err
+	}
+	if known {
+		// A module the device has a row of, or a commit that gives it one;
+		// anything else about a release never assigned or committed here
+		// is about the device.
+		if r.State == "committed" || slices.ContainsFunc(mods, func(m store.DeviceModule) bool { return m.Module == rel.Module }) {
+			return rel.Module, true, nil
+		}
+		return "", true, nil
 	}
 	if len(mods) == 1 {
 		return mods[0].Module, true, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/ztota/ztota/internal/attest"
 	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/store"
@@ -390,10 +391,54 @@ func TestReportsWithoutModuleGoToTheOnlyModule(t *testing.T) {
 	if m := e.modules(t, "dev-a"); len(m) != 1 || m["app"].LastState != "idle" || m["app"].Release != app1 {
 		t.Fatalf("modules: %+v", m)
 	}
+	// A report naming a release of a module never assigned to the device
+	// (and not a commit) is about the device, not a new module.
+	web1 := e.releaseOf(t, "web", "1.0", 1, "", "hw1")
+	e.mustPost(t, d, d.rep(report.StateDownloading, web1))
+	if m := e.modules(t, "dev-a"); len(m) != 1 || m["app"].LastState != "idle" {
+		t.Fatalf("modules after a report about web: %+v", m)
+	}
 	e.mustPost(t, d, d.rep(report.StateCommitted, "factory/1/image.img"))
 	m := e.modules(t, "dev-a")["app"]
 	if m.Release != "factory/1/image.img" || m.Version != "" || m.Assigned != "" {
 		t.Fatalf("app after a factory image commit: %+v", m)
 	}
 	wantTargets(t, e, "dev-a")
+}
+
+// TestRevocationOfOneModulesArtifactMitigatesThatModule: d09 runs app
+// 2.0 and web 1.0, and d03 is being given app 1.0. The certifier revokes
+// web 1.0's artifact: d09 gets a mitigation for web 1.0 (found through
+// its web module) and no other device does, the app deployment of d03
+// runs on, and d09's director still lists app 2.0 beside web 1.0.
+func TestRevocationOfOneModulesArtifactMitigatesThatModule(t *testing.T) {
+	mb := newMitigationBed(t)
+	ctx := ctxT(t)
+	st := mb.Server.Store()
+	web1 := mb.releaseOf(t, "web", "1.0", 1, "", "hw1")
+	r, err := st.Release(ctx, web1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := mb.api(t, "PUT", "/v1/certificates/"+r.SHA256, issueFor(t, mb.cert, r.SHA256, attest.KindCertificate, attest.VerdictPass)); a.code != http.StatusOK {
+		t.Fatalf("storing the certificate of %s: %s", web1, a)
+	}
+	d := mb.enroll(t, "d09", "hw1", "fleet")
+	for _, target := range []string{mb.v2, web1} {
+		mb.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["d09"]}`, target))
+	}
+	mb.mustPost(t, d, d.modRep(report.StateCommitted, "app", mb.v2), d.modRep(report.StateCommitted, "web", web1))
+	follow(t, mb.Server)
+	mb.feed.set(mb.revocation(t, 1, r.SHA256, "GO-2025-0042"))
+	waitCursor(t, mb.Server, 1)
+	if got := mitigatedDevices(t, st); !slices.Equal(got, []string{"d09@" + web1}) {
+		t.Fatalf("mitigations: %v", got)
+	}
+	if dep, _ := st.Deployment(ctx, mb.running); dep.Status != store.DeployRunning {
+		t.Fatalf("the app deployment of d03: %s %q", dep.Status, dep.Reason)
+	}
+	wantTargets(t, mb.env, "d09", mb.v2, web1)
+	if m := mb.modules(t, "d09"); m["app"].Release != mb.v2 || m["web"].Release != web1 {
+		t.Fatalf("d09 modules: %+v", m)
+	}
 }
