@@ -307,7 +307,6 @@ func releaseCmd(g *globals) *cobra.Command {
 	c.Flags().Uint64Var(&counter, "counter", 0, "release counter (anti-rollback; must not decrease)")
 	c.Flags().StringVar(&hw, "hardware", "", "comma-separated hardware ids")
 	c.Flags().StringVar(&o.Meta.Module, "module", "", "module the release is for (default: the name)")
-	c.Flags().StringVar(&o.Meta.Backup, "backup", "", "target path of the pre-designated backup release (another release of the same module, for the same hardware, in the image targets)")
 	c.Flags().StringVar(&o.Meta.ArtifactType, "type", tufrepo.ArtifactBundle, "artifact type")
 	c.Flags().StringVar(&o.KeysDir, "keys", "", "keys directory made by 'ztota keys init'")
 	c.Flags().StringVar(&o.Meta.Backup, "backup", "", "pre-designated backup: NAME@VERSION or target path of an earlier release of the same module, which devices switch to when the certifier revokes this one")
