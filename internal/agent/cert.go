@@ -172,10 +172,18 @@ func (a *Agent) fetchBundle(ctx context.Context, sha string) (*certBundle, error
 	return &b, nil
 }
 
-// prover fetches consistency proofs from certifier_log_url, if set.
+// prover fetches consistency proofs from certifier_log_url, if set, else
+// from the OTA server's mirror of the certifier's log (a signed device
+// request; a server that follows no certifier answers 404 and only
+// receipts of the recorded tree size pass). Either way the proof is
+// checked against the device's own checkpoints: the source is not trusted.
 func (a *Agent) prover(ctx context.Context) certverify.ConsistencyProver {
-	if a.cfg.CertifierLogURL == "" || a.certRoot == nil {
+	if a.certRoot == nil {
 		return nil
+	}
+	base, hc := a.cfg.CertifierLogURL, a.plain
+	if base == "" {
+		base, hc = a.server()+"/v1/devices/"+a.cfg.DeviceID+"/log", a.meta
 	}
 	return func(oldSize, newSize int64) (tlog.TreeProof, error) {
 		key, err := a.certRoot.PinnedLogVerifierKey()
@@ -186,7 +194,7 @@ func (a *Agent) prover(ctx context.Context) certverify.ConsistencyProver {
 		if err != nil {
 			return nil, err
 		}
-		c := &translog.Client{BaseURL: a.cfg.CertifierLogURL, HTTP: a.plain, Verifier: v, Timeout: time.Duration(a.cfg.HTTPTimeout)}
+		c := &translog.Client{BaseURL: base, HTTP: hc, Verifier: v, Timeout: time.Duration(a.cfg.HTTPTimeout)}
 		return c.ConsistencyProof(ctx, oldSize, newSize)
 	}
 }

@@ -152,8 +152,11 @@ type Config struct {
 	// CertifierLogURL, optional, is the certifier's transparency log
 	// (".../log" of certd): consistency proofs between the checkpoint the
 	// device recorded and a newer receipt's are fetched from it (and
-	// verified). Without it only receipts of the recorded tree size pass
-	// (a newer one is refused as transient: see DESIGN.md).
+	// verified). Without it they are fetched from the OTA server's mirror
+	// of the certifier's log (GET /v1/devices/{device}/log/proof/consistency,
+	// verified the same way); a server that follows no certifier has none,
+	// and then only receipts of the recorded tree size pass (a newer one is
+	// refused as transient: see DESIGN.md).
 	CertifierLogURL string `json:"certifier_log_url,omitempty"`
 	// RevocationsInterval is how often the running agent fetches the
 	// revocation list (besides every full refresh); default 5m.
