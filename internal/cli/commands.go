@@ -437,30 +437,7 @@ func deployCmd(g *globals) *cobra.Command {
 
 func devicesCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "devices", Short: "Fleet status"}
-	var af apiFlags
-	list := &cobra.Command{
-		Use: "list", Short: "List devices", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := af.client()
-			if err != nil {
-				return err
-			}
-			devs, err := api.Devices(cmd.Context(), "")
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEVICE\tHARDWARE\tSTATE\tINSTALLED\tASSIGNED\tLAST SEEN")
-			for _, d := range devs {
-				if !d.Decommissioned.IsZero() {
-					d.State = "decommissioned"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.HardwareID, d.State, d.Installed, d.Assigned, d.LastSeen.Format(time.RFC3339))
-			}
-			return tw.Flush()
-		},
-	}
-	af.add(list)
+	list := devicesListCmd(g)
 	var af2 apiFlags
 	var asJSON bool
 	hist := &cobra.Command{
@@ -485,7 +462,7 @@ func devicesCmd(g *globals) *cobra.Command {
 	}
 	af2.add(hist)
 	hist.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.AddCommand(list, hist, devicesRevokeCmd(g))
+	c.AddCommand(list, devicesShowCmd(g), hist, devicesRevokeCmd(g))
 	return c
 }
 

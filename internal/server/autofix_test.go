@@ -528,6 +528,11 @@ func TestRepairWebhookRetriesAndDeliversInOrder(t *testing.T) {
 	if len(evs) != 2 || evs[0].Event != "repair.opened" || evs[1].Event != "repair.fix-deployed" || evs[0].Seq >= evs[1].Seq {
 		t.Fatalf("webhooks %+v", evs)
 	}
+	// The receiver answered before the server recorded the delivery.
+	testbed.WaitFor(t, 10*time.Second, "both deliveries recorded", func() bool {
+		ob, err := fb.Server.Store().Outbox(ctxT(t))
+		return err == nil && len(ob) == 2 && !ob[1].Delivered.IsZero()
+	})
 	ob, err := fb.Server.Store().Outbox(ctxT(t))
 	if err != nil || len(ob) != 2 || ob[0].Attempts != 4 || ob[1].Attempts != 1 || ob[0].Delivered.IsZero() || ob[1].Delivered.IsZero() {
 		t.Fatalf("outbox %+v %v", ob, err)

@@ -159,7 +159,9 @@ func (s *Server) createDeployment(ctx context.Context, req DeployRequest, skipBu
 		for i, d := range dds {
 			ids[i] = d.DeviceID
 		}
-		busy, err := store.BusyDevicesTx(ctx, tx, ids)
+		// One running deployment per device and module: a device may
+		// take releases of two modules at the same time.
+		busy, err := store.BusyModuleDevicesTx(ctx, tx, ids, rel.Module)
 		if err != nil {
 			return err
 		}
@@ -175,7 +177,7 @@ func (s *Server) createDeployment(ctx context.Context, req DeployRequest, skipBu
 					list = append(list, id+" (in "+dep+")")
 				}
 			}
-			return errorf(http.StatusConflict, "devices are still in running deployments: %s; wait for them or halt them with 'ztota deploy halt ID'", strings.Join(list, ", "))
+			return errorf(http.StatusConflict, "devices are still in running deployments of module %s: %s; wait for them or halt them with 'ztota deploy halt ID'", rel.Module, strings.Join(list, ", "))
 		}
 		if err := store.CreateDeploymentTx(ctx, tx, dep, dds); err != nil {
 			return err
@@ -275,8 +277,12 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 
 // haltTx stops a deployment: devices that have not got the release are
 // cancelled, and those assigned but not done are pointed back at what
-// they run.
+// they run in the release's module (their other modules keep theirs).
 func (s *Server) haltTx(ctx context.Context, tx *sql.Tx, dep store.Deployment, devs []store.DeploymentDevice, reason string) error {
+	rel, err := store.ReleaseTx(ctx, tx, dep.Target)
+	if err != nil {
+		return err
+	}
 	dep.Status = store.DeployHalted
 	dep.Reason = reason
 	s.log.Warn("deployment halted", "id", dep.ID, "reason", reason)
@@ -288,7 +294,7 @@ func (s *Server) haltTx(ctx context.Context, tx *sql.Tx, dep store.Deployment, d
 			return err
 		}
 		if d.Status == store.DevAssigned {
-			if err := s.restoreInstalledTx(ctx, tx, d.DeviceID); err != nil {
+			if err := s.restoreInstalledTx(ctx, tx, d.DeviceID, rel.Module); err != nil {
 				return err
 			}
 		}
@@ -326,30 +332,33 @@ func (s *Server) handleHaltDeployment(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// restoreInstalledTx points a device's director back at what it runs.
-func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID string) error {
-	var installed string
-	if err := tx.QueryRowContext(ctx, `SELECT installed FROM devices WHERE id=?`, devID).Scan(&installed); err != nil {
-		return err
-	}
+// restoreInstalledTx points a device's director back at what it runs in
+// module; the device's other modules keep what their director lists.
+func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID, module string) error {
 	dev, err := store.DeviceTx(ctx, tx, devID)
 	if err != nil {
 		return err
 	}
+	installed := ""
+	if m, err := store.DeviceModuleTx(ctx, tx, devID, module); err == nil {
+		installed = m.Release
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	if installed == "" {
-		return s.assignTx(ctx, tx, dev, nil, "")
+		return s.assignModuleTx(ctx, tx, dev, module, nil, "")
 	}
 	rel, err := store.ReleaseTx(ctx, tx, installed)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && rel.Module != module {
 		// The device runs something never released here (a factory image,
 		// say): list nothing, so it keeps what it runs. Failing instead
 		// would refuse the device's report batch for ever.
-		return s.assignTx(ctx, tx, dev, nil, "")
+		return s.assignModuleTx(ctx, tx, dev, module, nil, "")
 	}
 	if err != nil {
 		return err
 	}
-	return s.assignTx(ctx, tx, dev, &rel, "")
+	return s.assignModuleTx(ctx, tx, dev, module, &rel, "")
 }
 
 // onReportTx moves deployments forward on boot-confirmed commits and
@@ -382,7 +391,11 @@ func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store
 			return err
 		}
 		if status == store.DevFailed {
-			if err := s.restoreInstalledTx(ctx, tx, dev); err != nil {
+			rel, err := store.ReleaseTx(ctx, tx, r.Target)
+			if err != nil {
+				return err
+			}
+			if err := s.restoreInstalledTx(ctx, tx, dev, rel.Module); err != nil {
 				return err
 			}
 		}

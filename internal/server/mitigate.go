@@ -135,6 +135,7 @@ func (s *Server) FollowFeed(ctx context.Context) {
 	if s.feed == nil {
 		return
 	}
+	go s.pullRevocationsLoop(ctx)
 	fails := 0
 	for ctx.Err() == nil {
 		err := s.feedOnce(ctx)
@@ -390,7 +391,16 @@ func (s *Server) afterMitigation(ctx context.Context, out MitigationOutcome) {
 	s.feed.mu.Lock()
 	s.feed.status.Acted++
 	s.feed.mu.Unlock()
-	s.nudgeDevices(out.Devices)
+	// The list that revokes the artifact is at the server before any
+	// device is told to fetch it; a new list nudges every device.
+	if fresh, err := s.PullRevocations(ctx); err != nil {
+		s.log.Warn("fetching the certifier's revocation list after a revocation", "err", err)
+		s.nudgeDevices(out.Devices)
+	} else if !fresh {
+		s.nudgeDevices(out.Devices)
+	} else if s.cfg.OnNudge != nil {
+		s.cfg.OnNudge(out.Devices...)
+	}
 	s.kickWebhook()
 	s.kickFix()
 	if s.cfg.OnMitigation != nil {

@@ -143,6 +143,16 @@ func TestRealCertifierRevocationMitigates(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no mitigation 30 s after the revocation; feed status %+v", e.Server.FeedStatus(ctx))
 	}
+	// The server fetched the certifier's new list itself before nudging:
+	// devices find the revocation at their server with no one pushing it.
+	fooSHA := sha256Hex(mustRead(t, foo))
+	a := e.api(t, "GET", "/v1/revocations", nil)
+	var env struct {
+		Payload []byte `json:"payload"`
+	}
+	if a.code != http.StatusOK || json.Unmarshal(a.body, &env) != nil || !bytes.Contains(env.Payload, []byte(fooSHA)) {
+		t.Fatalf("the server's revocation list after the revocation does not revoke %s: %s", fooSHA, a)
+	}
 	// Let the follower reach the certifier's last event.
 	testbed.WaitFor(t, 20*time.Second, "the follower at the feed's end", func() bool {
 		evs, err := cd.Events(ctx, 0, certd.MaxEventsPerPage, 0)
@@ -191,4 +201,13 @@ func TestRealCertifierRevocationMitigates(t *testing.T) {
 	if rs, _ := st.Repairs(ctx); rs[0].State != store.RepairClosed || rs[0].Open != 0 || rs[0].ClosedCount != 2 {
 		t.Fatalf("repair request after the fix: %+v", rs[0])
 	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -134,20 +134,24 @@ func AdvanceFeedCursorTx(ctx context.Context, tx *sql.Tx, source string, seq int
 	return err
 }
 
-// AffectedDevice is a device whose installed release has some artifact.
+// AffectedDevice is a module of a device whose installed release has
+// some artifact.
 type AffectedDevice struct {
 	DeviceID string
+	Module   string
 	Target   string
 }
 
-// DevicesRunningTx lists the active devices whose installed (last
-// committed) release's artifact has sha256 sha, by device id.
+// DevicesRunningTx lists the modules of active devices whose installed
+// (last committed) release's artifact has sha256 sha, by device id and
+// module.
 func DevicesRunningTx(ctx context.Context, tx querier, sha string) ([]AffectedDevice, error) {
 	return queryAll(ctx, tx, func(sc rowScanner) (AffectedDevice, error) {
 		var a AffectedDevice
-		return a, sc.Scan(&a.DeviceID, &a.Target)
-	}, `SELECT d.id, d.installed FROM devices d JOIN releases r ON r.target = d.installed
-		WHERE r.sha256 = ? AND d.decommissioned = 0 ORDER BY d.id`, sha)
+		return a, sc.Scan(&a.DeviceID, &a.Module, &a.Target)
+	}, `SELECT m.device_id, m.module, m.installed FROM device_modules m JOIN devices d ON d.id = m.device_id
+		JOIN releases r ON r.target = m.installed
+		WHERE r.sha256 = ? AND d.decommissioned = 0 ORDER BY m.device_id, m.module`, sha)
 }
 
 // ReleasesOfTx lists the release targets whose artifact has sha256 sha.
