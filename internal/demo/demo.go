@@ -78,7 +78,6 @@ type Result struct {
 	FixAutomatic      bool // the server deployed the fix by itself
 	FixCommitted      int  // devices that committed the fix
 	AllNormal         bool // every device runs the fix (or its untouched release) in normal mode at the end
-	SensorRuns        bool // the sensor module is deployed (agents with several modules)
 	ToMitigated       time.Duration
 	ToRecovered       time.Duration
 	Reports           int
@@ -269,9 +268,6 @@ func (d *run) main(ctx context.Context) error {
 		return err
 	}
 	d.say("OTA server listening on %s: pins the certifier's root, follows its signed event feed, deploys only certified releases", url)
-	if err := d.pushRevocations(ctx); err != nil {
-		return err
-	}
 
 	// Certify the four programs.
 	bundles := map[string][]byte{}
@@ -337,7 +333,7 @@ func (d *run) main(ctx context.Context) error {
 		} else {
 			without = append(without, id)
 		}
-		a, err := d.newAgent(ctx, id, url, rootFile, certdURL+"/v1/log")
+		a, err := d.newAgent(ctx, id, url, rootFile)
 		if err != nil {
 			return err
 		}
@@ -349,20 +345,11 @@ func (d *run) main(ctx context.Context) error {
 		d.o.Devices, strings.Join(moduleNames(), " and "))
 
 	// Deploy: app 1.0.0 with a backup to half of the devices, without to
-	// the others, and the sensor to all where agents run several modules.
+	// the others, and the sensor to all.
 	deps := []struct {
 		rel  string
 		devs []string
-	}{{rWith.Target, withBackup}, {rWithout.Target, without}}
-	if sensorSupported {
-		deps = append(deps, struct {
-			rel  string
-			devs []string
-		}{rSensor.Target, d.ids})
-		d.res.SensorRuns = true
-	} else {
-		d.say("(the sensor module %s is released but not deployed: these agents supervise one module)", rSensor.Target)
-	}
+	}{{rWith.Target, withBackup}, {rWithout.Target, without}, {rSensor.Target, d.ids}}
 	for _, dp := range deps {
 		v, err := d.api.Deploy(ctx, server.DeployRequest{Release: dp.rel, Devices: dp.devs})
 		if err != nil {
@@ -376,12 +363,12 @@ func (d *run) main(ctx context.Context) error {
 		d.say("deployment %s %s", v.ID, v.Status)
 	}
 	pids := map[string]int{}
-	if d.res.SensorRuns {
-		for _, id := range d.ids {
-			pids[id] = d.sensorPID(id)
+	for _, id := range d.ids {
+		if pids[id] = d.sensorPID(id); pids[id] == 0 {
+			return fmt.Errorf("%s: the sensor does not run", id)
 		}
-		d.say("sensor pids: %s", formatPIDs(d.ids, pids))
 	}
+	d.say("sensor pids: %s", formatPIDs(d.ids, pids))
 
 	// The vulnerability database moves on.
 	d.say("--- the vulnerability database is updated to %s ---", snapshotNewName)
@@ -391,11 +378,9 @@ func (d *run) main(ctx context.Context) error {
 		return fmt.Errorf("loading %s: %w", snapshotNewName, err)
 	}
 	d.say("certifier: %s loaded and every certified artifact re-inspected: %s", snapshotNewName, summarizeUpdate(upd))
-	// The revocation list reaches the server ('ztota revocations push
-	// --from-certd'); devices fetch it from there.
-	if err := d.pushRevocations(ctx); err != nil {
-		return err
-	}
+	// The server learns of the revocation from the certifier's signed
+	// feed, fetches the new signed revocation list and nudges the devices
+	// (their own periodic check is 30 s away).
 
 	affected := append(append([]string(nil), withBackup...), without...)
 	slices.Sort(affected)
@@ -423,14 +408,12 @@ func (d *run) main(ctx context.Context) error {
 	d.say("repair request #%d: %s; releases %s; %d affected devices; %d mitigations recorded",
 		repair.ID, strings.Join(repair.Advisories, ", "), strings.Join(repair.Releases, " "), repair.Devices, len(ms))
 	d.say("  reason: %s", repair.Reason)
-	if d.res.SensorRuns {
-		for _, id := range d.ids {
-			if p := d.sensorPID(id); p != pids[id] {
-				return fmt.Errorf("%s: the sensor's pid changed from %d to %d during the mitigation", id, pids[id], p)
-			}
+	for _, id := range d.ids {
+		if p := d.sensorPID(id); p != pids[id] {
+			return fmt.Errorf("%s: the sensor's pid changed from %d to %d during the mitigation", id, pids[id], p)
 		}
-		d.say("sensor pids unchanged: %s", formatPIDs(d.ids, pids))
 	}
+	d.say("sensor pids unchanged: %s", formatPIDs(d.ids, pids))
 
 	// The fix.
 	d.say("--- the integrator fixes app: golang.org/x/text v0.43.0 ---")
@@ -443,6 +426,7 @@ func (d *run) main(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	tFix := time.Now()
 	d.res.FixTarget = rFix.Target
 	depID, auto, err := d.fixDeployment(ctx, rFix.Target)
 	if err != nil {
@@ -454,7 +438,7 @@ func (d *run) main(ctx context.Context) error {
 			return fmt.Errorf("deploying the fix: %w", err)
 		}
 		depID = v.ID
-		d.say("deployment %s: the fix to the %d affected devices, started by the demo (this server does not deploy a certified fix by itself yet)", depID, len(affected))
+		d.say("deployment %s: the fix to the %d affected devices, started by the demo (the server made none: is its automatic fix roll-out off?)", depID, len(affected))
 	} else {
 		d.say("deployment %s: the server deployed the certified fix by itself to the affected devices", depID)
 	}
@@ -482,11 +466,9 @@ func (d *run) main(ctx context.Context) error {
 		o.Mitigation = d.tl.modeAfter(id, t0, report.StateDegraded, report.StateOnBackup)
 		o.Recovered = d.tl.has(id, t0, report.StateRecovered)
 		o.FinalMode = d.tl.lastMode(id)
-		if d.res.SensorRuns {
-			o.SensorPIDs = []int{pids[id], d.sensorPID(id)}
-			if o.SensorPIDs[1] != pids[id] {
-				d.res.AllNormal = false
-			}
+		o.SensorPIDs = []int{pids[id], d.sensorPID(id)}
+		if o.SensorPIDs[1] != pids[id] {
+			d.res.AllNormal = false
 		}
 		if o.Final != rFix.Target || o.FinalMode != report.ModeNormal {
 			d.res.AllNormal = false
@@ -526,7 +508,8 @@ func (d *run) main(ctx context.Context) error {
 	d.say("%d of %d mitigations closed by the devices' reports of the fix", d.res.MitigationsClosed, len(ms))
 	d.say("--- timeline ---")
 	d.say("database update -> last device mitigated: %.2fs", d.res.ToMitigated.Seconds())
-	d.say("database update -> last device recovered: %.2fs", d.res.ToRecovered.Seconds())
+	d.say("database update -> last device recovered: %.2fs (fix released -> last device recovered: %.2fs)",
+		d.res.ToRecovered.Seconds(), (d.res.ToRecovered - tFix.Sub(t0)).Seconds())
 	for _, o := range d.res.Devices {
 		line := fmt.Sprintf("  %-9s mitigated by %-8s recovered %-5t runs %s (%s)", o.ID, o.Mitigation, o.Recovered, o.Final, o.FinalMode)
 		if len(o.SensorPIDs) > 0 {
@@ -553,7 +536,7 @@ func (d *run) check(affected, withBackup []string) error {
 		case !o.Recovered:
 			problems = append(problems, o.ID+" never recovered")
 		}
-		if backupSupported && o.HasBackup && o.Mitigation != report.ModeBackup {
+		if o.HasBackup && o.Mitigation != report.ModeBackup {
 			problems = append(problems, fmt.Sprintf("%s has a backup but went %s", o.ID, o.Mitigation))
 		}
 		if !o.HasBackup && o.Mitigation != "" && o.Mitigation != report.ModeDegraded {

@@ -23,23 +23,7 @@ import (
 	"github.com/ztota/ztota/internal/store"
 )
 
-// What the agents and the server of this tree support; the story adapts
-// (and says so) where a part is not there yet.
-const (
-	// sensorSupported: an agent supervises several modules (config
-	// "modules"), so the sensor runs next to app.
-	sensorSupported = false
-	// backupSupported: an agent switches a revoked release to its
-	// designated backup (else every affected device degrades).
-	backupSupported = false
-)
-
-func moduleNames() []string {
-	if sensorSupported {
-		return []string{"app", "sensor"}
-	}
-	return []string{"app"}
-}
+func moduleNames() []string { return []string{"app", "sensor"} }
 
 // certify submits a bundle to the certifier and returns the certificate
 // bundle (envelope, kind, log receipt) the release carries.
@@ -61,24 +45,8 @@ func (d *run) certify(ctx context.Context, b demomodules.Built) ([]byte, error) 
 	return bundle, nil
 }
 
-// pushRevocations brings the certifier's signed revocation list to the
-// OTA server ('ztota revocations push --from-certd'); devices fetch it
-// from there.
-func (d *run) pushRevocations(ctx context.Context) error {
-	list, err := d.cc.Revocations(ctx)
-	if err != nil {
-		return fmt.Errorf("the certifier's revocation list: %w", err)
-	}
-	ans, err := d.api.PushRevocations(ctx, list)
-	if err != nil {
-		return fmt.Errorf("pushing the revocation list: %w", err)
-	}
-	d.say("the certifier's signed revocation list version %d (%d entries) pushed to the OTA server; devices fetch it from there", ans.Version, ans.Entries)
-	return nil
-}
-
 // newAgent makes, enrolls and returns a device's agent.
-func (d *run) newAgent(ctx context.Context, id, url, rootFile, logURL string) (*agent.Agent, error) {
+func (d *run) newAgent(ctx context.Context, id, url, rootFile string) (*agent.Agent, error) {
 	et, err := d.api.EnrollToken(ctx, group, time.Hour)
 	if err != nil {
 		return nil, err
@@ -95,16 +63,18 @@ func (d *run) newAgent(ctx context.Context, id, url, rootFile, logURL string) (*
 	online := filepath.Join(d.keys, keyset.OnlineDir)
 	cfg := &agent.Config{
 		DeviceID: id, HardwareID: hardware, ServerURL: url, ServerCA: d.ca, DataDir: ddir,
-		ImageRoot:    filepath.Join(online, keyset.ImageRootFile),
-		DirectorRoot: filepath.Join(online, keyset.DirectorRootFile),
-		EnrollToken:  et,
-		Module: agent.Module{Name: "app", Command: []string{"bin/app"}, Env: []string{"ZTOTA_STATE_DIR=" + state},
-			Health: agent.Health{StayUp: agent.Duration(500 * time.Millisecond), Command: []string{"bin/app", "health"}}},
+		ImageRoot:           filepath.Join(online, keyset.ImageRootFile),
+		DirectorRoot:        filepath.Join(online, keyset.DirectorRootFile),
+		EnrollToken:         et,
 		PollInterval:        agent.Duration(300 * time.Millisecond),
 		CertifierRoot:       rootFile,
-		CertifierLogURL:     logURL,
-		RevocationsInterval: agent.Duration(time.Second),
+		RevocationsInterval: agent.Duration(30 * time.Second),
 	}
+	mod := func(name string) agent.Module {
+		return agent.Module{Name: name, Command: []string{"bin/" + name}, Env: []string{"ZTOTA_STATE_DIR=" + state},
+			Health: agent.Health{StayUp: agent.Duration(500 * time.Millisecond), Command: []string{"bin/" + name, "health"}}}
+	}
+	cfg.Modules = []agent.Module{mod("app"), mod("sensor")}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -42,7 +42,10 @@ func main() {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for n := 0; ; n++ {
-		os.WriteFile(path, []byte(strconv.Itoa(n)+" "+strconv.Itoa(os.Getpid())+"\n"), 0o600)
+		// Written aside and renamed: a reader never sees a partial sample.
+		if os.WriteFile(path+".tmp", []byte(strconv.Itoa(n)+" "+strconv.Itoa(os.Getpid())+"\n"), 0o644) == nil {
+			os.Rename(path+".tmp", path)
+		}
 		select {
 		case <-stop:
 			fmt.Printf("sensor %s stopping\n", version)
