@@ -29,13 +29,15 @@ import (
 const loopDevices = 20
 
 // TestMitigationLoopRealProcesses runs the whole mitigation loop with
-// real processes — `ztota certd`, `ztota server` and 20 `ztota agent`s —
-// and real data: Go programs certified against the Go vulnerability
-// database of 2025-07-01 and released through the gate, then the
-// 2026-08-21 snapshot loaded into the certifier, which revokes app 1.0.0
-// for GO-2026-5970. Every device running it is mitigated (degraded, or on
-// its designated backup where agents switch to one), one repair request
-// names the advisory, the certified fix is deployed by the server to
+// real processes — `ztota certd`, `ztota server` and 20 `ztota agent`s
+// with two modules each, app and sensor — and real data: Go programs
+// certified against the Go vulnerability database of 2025-07-01 and
+// released through the gate, then the 2026-08-21 snapshot loaded into the
+// certifier, which revokes app 1.0.0 for GO-2026-5970. Every device
+// running it is mitigated (on its designated backup app 0.9.0 where its
+// release names one, degraded otherwise) while the sensor runs on with
+// the same pid; the server fetches the new list and nudges the devices;
+// one repair request names the advisory, the certified fix is deployed by the server to
 // exactly the affected devices and everything returns to normal. The
 // server is killed (SIGKILL) and restarted right after the database
 // update and again right after the fix is released, the certifier once
@@ -102,13 +104,6 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	}
 	startServer("server", "127.0.0.1:0")
 	admin := s.admin(t)
-	pushList := func() {
-		out := ztota(t, append([]string{"revocations", "push", "--from-certd", certdURL, "--certd-ca", ca}, s.api...)...)
-		if !strings.Contains(out, "stored") && !strings.Contains(out, "unchanged") {
-			t.Fatalf("revocations push: %q", out)
-		}
-	}
-	pushList()
 
 	rel := func(b, file, version, counter string, extra ...string) released {
 		t.Helper()
@@ -133,7 +128,6 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	}
 
 	// The fleet.
-	twoModules := agentHasModules()
 	var ids, evens, odds []string
 	agents := map[string]*proc{}
 	for i := 0; i < loopDevices; i++ {
@@ -148,7 +142,7 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := writeLoopConfig(t, s, id, tok, root, certdURL+"/v1/log", twoModules)
+		path := writeLoopConfig(t, s, id, tok, root)
 		agents[id] = startProc(t, id, baseEnv(), "agent", "--config", path)
 	}
 	for _, id := range ids {
@@ -158,19 +152,14 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 		out := ztota(t, append([]string{"deploy", target, "--devices", strings.Join(devs, ",")}, s.api...)...)
 		return strings.Fields(out)[1]
 	}
-	deps := []string{deploy(withBackup.target, evens), deploy(without.target, odds)}
-	if twoModules {
-		deps = append(deps, deploy(sensor.target, ids))
-	}
+	deps := []string{deploy(withBackup.target, evens), deploy(without.target, odds), deploy(sensor.target, ids)}
 	for _, id := range deps {
 		waitDeployment(t, admin, id, 3*time.Minute)
 	}
 	sensorPIDs := map[string]int{}
-	if twoModules {
-		for _, id := range ids {
-			if sensorPIDs[id] = loopSensorPID(s.dir, id); sensorPIDs[id] == 0 {
-				t.Fatalf("%s: no sensor process", id)
-			}
+	for _, id := range ids {
+		if sensorPIDs[id] = loopSensorPID(s.dir, id); sensorPIDs[id] == 0 {
+			t.Fatalf("%s: no sensor process", id)
 		}
 	}
 
@@ -181,7 +170,6 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	t.Logf("database update: %s", strings.TrimSpace(out))
 	s.srv.kill()
 	startServer("server (restarted after the database update)", s.addr)
-	pushList()
 
 	affected := ids
 	waitAll(t, admin, affected, t0, 2*time.Minute, "a mitigation (degraded or on-backup)", report.StateDegraded, report.StateOnBackup)
@@ -202,7 +190,7 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	for _, id := range affected {
 		mode := mitigationMode(t, admin, id, t0)
 		want := report.ModeDegraded
-		if agentSwitchesToBackup() && slices.Contains(evens, id) {
+		if slices.Contains(evens, id) {
 			want = report.ModeBackup
 		}
 		if mode != want {
@@ -286,17 +274,16 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 			t.Errorf("%s: app ends in mode %s, want normal", id, last)
 		}
 	}
-	if twoModules {
-		for _, id := range ids {
-			if p := loopSensorPID(s.dir, id); p != sensorPIDs[id] {
-				t.Errorf("%s: the sensor's pid went from %d to %d; the other module must run on untouched", id, sensorPIDs[id], p)
+	for _, id := range ids {
+		if p := loopSensorPID(s.dir, id); p != sensorPIDs[id] {
+			t.Errorf("%s: the sensor's pid went from %d to %d; the other module must run on untouched", id, sensorPIDs[id], p)
+		}
+		h, reps := reportsOf(t, admin, id)
+		for i, r := range h {
+			if reps[i].Module == "sensor" && r.Received.After(t0) {
+				t.Errorf("%s reported %s about the sensor after the database update; it must be untouched", id, r.State)
 			}
 		}
-	} else {
-		t.Logf("PENDING: the agent supervises one module (no \"modules\" in agent.Config): the sensor module (%s) is not deployed", sensor.target)
-	}
-	if !agentSwitchesToBackup() {
-		t.Logf("PENDING: agents without backup switching: the devices whose release designates %s degraded", backup.target)
 	}
 	for _, id := range ids {
 		agents[id].stop(15 * time.Second)
@@ -316,10 +303,10 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// writeLoopConfig writes the agent configuration of a loop device: app
-// (and, with agents that supervise several modules, sensor), certification
-// enforced under the certifier's root.
-func writeLoopConfig(t *testing.T, s *stack, id, tok, root, logURL string, twoModules bool) string {
+// writeLoopConfig writes the agent configuration of a loop device: two
+// modules, app and sensor, certification enforced under the certifier's
+// root.
+func writeLoopConfig(t *testing.T, s *stack, id, tok, root string) string {
 	t.Helper()
 	state := filepath.Join(s.dir, id+"-state")
 	if err := os.MkdirAll(state, 0o777); err != nil {
@@ -332,27 +319,18 @@ func writeLoopConfig(t *testing.T, s *stack, id, tok, root, logURL string, twoMo
 	}
 	cfg := &agent.Config{
 		DeviceID: id, HardwareID: "board-a", ServerURL: s.url, ServerCA: s.ca,
-		DataDir:      filepath.Join(s.dir, id),
-		ImageRoot:    filepath.Join(s.online, keyset.ImageRootFile),
-		DirectorRoot: filepath.Join(s.online, keyset.DirectorRootFile),
-		EnrollToken:  tok, Module: mod("app"),
+		DataDir:             filepath.Join(s.dir, id),
+		ImageRoot:           filepath.Join(s.online, keyset.ImageRootFile),
+		DirectorRoot:        filepath.Join(s.online, keyset.DirectorRootFile),
+		EnrollToken:         tok,
+		Modules:             []agent.Module{mod("app"), mod("sensor")},
 		PollInterval:        agent.Duration(time.Second),
 		CertifierRoot:       root,
-		CertifierLogURL:     logURL,
-		RevocationsInterval: agent.Duration(2 * time.Second),
+		RevocationsInterval: agent.Duration(time.Minute), // the server's nudge brings a new list at once
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if twoModules {
-		var m map[string]any
-		json.Unmarshal(b, &m)
-		delete(m, "module")
-		m["modules"] = []agent.Module{mod("app"), mod("sensor")}
-		if b, err = json.Marshal(m); err != nil {
-			t.Fatal(err)
-		}
 	}
 	path := filepath.Join(s.dir, id+".json")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
