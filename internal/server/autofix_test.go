@@ -367,7 +367,8 @@ func TestRevokedReleaseGetsTheCertifiedFixAutomatically(t *testing.T) {
 // TestFixCertifiedBeforeTheRevocationIsDeployedAtOnce: a certified v2
 // already exists when v1 is revoked; the server deploys it at once, with
 // no other trigger. The mitigated devices are nudged when the mitigation
-// is recorded and again when the fix is assigned.
+// is recorded and again when the fix is assigned. A "recovered" report of
+// the revoked release closes nothing; of the fix, it closes.
 func TestFixCertifiedBeforeTheRevocationIsDeployedAtOnce(t *testing.T) {
 	var mu sync.Mutex
 	var nudged [][]string
@@ -390,6 +391,18 @@ func TestFixCertifiedBeforeTheRevocationIsDeployedAtOnce(t *testing.T) {
 	}
 	if r.FixRelease != v2 || !slices.Equal(devs, []string{"d00", "d01", "d02", "d04"}) {
 		t.Fatalf("fix %s deployment %+v", r.FixRelease, v)
+	}
+	// "recovered" of the revoked release closes nothing; of the fix, it
+	// closes.
+	d04 := fb.devs["d04"]
+	fb.mustPost(t, d04, d04.rep(report.StateRecovered, fb.v1))
+	if ms, _ := fb.Server.Store().Mitigations(ctxT(t), store.MitigationFilter{Device: "d04"}); len(ms) != 1 || ms[0].State != store.MitigationOpen {
+		t.Fatalf("d04 after recovered of the revoked release: %+v", ms)
+	}
+	fb.mustPost(t, d04, d04.rep(report.StateRecovered, v2))
+	if ms, _ := fb.Server.Store().Mitigations(ctxT(t), store.MitigationFilter{Device: "d04"}); len(ms) != 1 ||
+		ms[0].State != store.MitigationClosed || ms[0].ClosedBy != v2 {
+		t.Fatalf("d04 after recovered of the fix: %+v", ms)
 	}
 	testbed.WaitFor(t, 20*time.Second, "two nudges", func() bool { mu.Lock(); defer mu.Unlock(); return len(nudged) >= 2 })
 	mu.Lock()

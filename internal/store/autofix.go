@@ -196,9 +196,16 @@ func (s *Store) Outbox(ctx context.Context) ([]OutboxEntry, error) {
 	return queryAll(ctx, s.db, scanOutbox, `SELECT `+outboxCols+` FROM webhook_outbox ORDER BY seq`)
 }
 
-// OutboxDelivered marks a webhook delivered.
+// keepDelivered is how many delivered webhooks the outbox keeps.
+const keepDelivered = 1000
+
+// OutboxDelivered marks a webhook delivered and forgets delivered ones
+// older than the newest keepDelivered.
 func (s *Store) OutboxDelivered(ctx context.Context, seq int64, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE webhook_outbox SET delivered=?, attempts=attempts+1, last_error='' WHERE seq=?`, max(unix(now), 1), seq)
+	if _, err := s.db.ExecContext(ctx, `UPDATE webhook_outbox SET delivered=?, attempts=attempts+1, last_error='' WHERE seq=?`, max(unix(now), 1), seq); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, `DELETE FROM webhook_outbox WHERE delivered != 0 AND seq <= ?`, seq-keepDelivered)
 	return err
 }
 
