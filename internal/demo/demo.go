@@ -520,11 +520,11 @@ func (d *run) main(ctx context.Context) error {
 	for _, r := range d.res.Repairs {
 		d.say("  repair request #%d %s: %s (%d devices)", r.ID, r.State, strings.Join(r.Advisories, ", "), r.Devices)
 	}
-	return d.check(affected, withBackup)
+	return d.check(affected)
 }
 
 // check returns an error unless the run ended as the story says.
-func (d *run) check(affected, withBackup []string) error {
+func (d *run) check(affected []string) error {
 	var problems []string
 	for _, o := range d.res.Devices {
 		if !slices.Contains(affected, o.ID) {
@@ -561,6 +561,5 @@ func (d *run) check(affected, withBackup []string) error {
 	if len(problems) > 0 {
 		return errors.New("the demo did not end as expected: " + strings.Join(problems, "; "))
 	}
-	_ = withBackup
 	return nil
 }
