@@ -112,7 +112,7 @@ func (d *run) sensorPID(id string) int {
 // fixDeployment waits a little for a deployment of the fix made by the
 // server itself; auto is false when none came.
 func (d *run) fixDeployment(ctx context.Context, target string) (id string, auto bool, err error) {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		deps, err := d.srv.Store().Deployments(ctx)
 		if err != nil {
