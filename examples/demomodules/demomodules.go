@@ -7,6 +7,7 @@
 //	app 0.9.0     the backup build: the same service without x/text
 //	app 1.1.0     the fix: golang.org/x/text v0.43.0
 //	sensor 1.0.0  a second module, standard library only
+//	sensor 2.0.0  the same, built to fail its health check
 //
 // Builds are pinned like internal/vulnfixture's (-trimpath, CGO_ENABLED=0,
 // GOFLAGS=-mod=mod, GOTOOLCHAIN=local) and cached in a directory keyed by
@@ -54,7 +55,9 @@ type Spec struct {
 	GoSum   string // go.sum
 	// Text says which golang.org/x/text version is linked ("" none).
 	Text string
-	Note string // what the build is, for people
+	// Unhealthy builds fail their health check (sensor only).
+	Unhealthy bool
+	Note      string // what the build is, for people
 }
 
 // The demo's builds.
@@ -69,10 +72,12 @@ var (
 		Note: "golang.org/x/text v0.43.0"}
 	Sensor = Spec{Module: "sensor", Version: "1.0.0",
 		GoMod: "module ztota.demo/sensor\n\ngo 1.22\n", Note: "standard library only"}
+	SensorUnhealthy = Spec{Module: "sensor", Version: "2.0.0", Unhealthy: true,
+		GoMod: "module ztota.demo/sensor\n\ngo 1.22\n", Note: "fails its health check"}
 )
 
 // All lists the demo's builds.
-func All() []Spec { return []Spec{AppVulnerable, AppBackup, AppFix, Sensor} }
+func All() []Spec { return []Spec{AppVulnerable, AppBackup, AppFix, Sensor, SensorUnhealthy} }
 
 // Built is a built and bundled module program.
 type Built struct {
@@ -83,7 +88,7 @@ type Built struct {
 }
 
 // cacheFormat changes whenever the key or the layout changes.
-const cacheFormat = "ztota-demomodules-v1"
+const cacheFormat = "ztota-demomodules-v2"
 
 // BuildTimeout bounds one go build (module downloads included).
 const BuildTimeout = 5 * time.Minute
@@ -145,7 +150,13 @@ func files(module string) (map[string][]byte, error) {
 	return out, nil
 }
 
-func ldflags(s Spec) string { return "-s -w -X main.version=" + s.Version }
+func ldflags(s Spec) string {
+	f := "-s -w -X main.version=" + s.Version
+	if s.Unhealthy {
+		f += " -X main.healthy=false"
+	}
+	return f
+}
 
 // key hashes everything that decides the binary.
 func key(goVer string, s Spec, src map[string][]byte) string {

@@ -69,6 +69,9 @@ type Result struct {
 	Revoked     string   // the artifact (sha256) the certifier revoked
 	Advisories  []string // the advisories it was revoked for
 	Mitigations int      // mitigations the server recorded
+	// SensorRolledBack counts devices that rolled the unhealthy sensor
+	// 2.0.0 back to 1.0.0.
+	SensorRolledBack int
 	// MitigationsClosed counts the mitigations closed at the end;
 	// FixDeployments the deployments recorded on them.
 	MitigationsClosed int
@@ -272,6 +275,9 @@ func (d *run) main(ctx context.Context) error {
 	// Certify the four programs.
 	bundles := map[string][]byte{}
 	for _, b := range built {
+		if b.Spec == demomodules.AppFix {
+			continue // written later, once app 1.0.0 is revoked
+		}
 		bundle, err := d.certify(ctx, b)
 		if err != nil {
 			return err
@@ -362,6 +368,32 @@ func (d *run) main(ctx context.Context) error {
 		v, _ = d.api.Deployment(ctx, v.ID)
 		d.say("deployment %s %s", v.ID, v.Status)
 	}
+	// An update that fails its health check: every device rolls the
+	// sensor back, app untouched.
+	rBad, err := publish(prog["sensor 2.0.0"], "sensor-2.0.0.tar", 2, "")
+	if err != nil {
+		return err
+	}
+	v, err := d.api.Deploy(ctx, server.DeployRequest{Release: rBad.Target, Devices: d.ids, FailureThreshold: 1})
+	if err != nil {
+		return fmt.Errorf("deploying %s: %w", rBad.Target, err)
+	}
+	d.say("deployment %s: %s (fails its health check) to every device", v.ID, rBad.Target)
+	tBad := time.Now()
+	if err := d.tl.until(ctx, func() (bool, error) {
+		done, err := deploymentDone(ctx, d.api, v.ID)
+		return done && d.tl.allReported(d.ids, tBad, report.StateRolledBack), err
+	}); err != nil {
+		return fmt.Errorf("waiting for deployment %s: %w", v.ID, err)
+	}
+	for _, id := range d.ids {
+		if d.tl.lastCommitted(id, "sensor") == rSensor.Target && d.tl.has(id, tBad, report.StateRolledBack) {
+			d.res.SensorRolledBack++
+		}
+	}
+	v, _ = d.api.Deployment(ctx, v.ID)
+	d.say("deployment %s %s: %d/%d devices rolled the sensor back to %s", v.ID, v.Status, d.res.SensorRolledBack, len(d.ids), rSensor.Target)
+
 	pids := map[string]int{}
 	for _, id := range d.ids {
 		if pids[id] = d.sensorPID(id); pids[id] == 0 {
@@ -548,6 +580,9 @@ func (d *run) check(affected []string) error {
 	}
 	if !d.res.AllNormal {
 		problems = append(problems, "not every device is back to normal")
+	}
+	if d.res.SensorRolledBack != len(d.ids) {
+		problems = append(problems, fmt.Sprintf("the unhealthy sensor rolled back on %d of %d devices", d.res.SensorRolledBack, len(d.ids)))
 	}
 	if d.res.MitigationsClosed != len(affected) {
 		problems = append(problems, fmt.Sprintf("%d of %d mitigations closed", d.res.MitigationsClosed, len(affected)))

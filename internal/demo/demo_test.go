@@ -26,7 +26,8 @@ func TestMain(m *testing.M) {
 }
 
 // TestDemoRunsTheWholeStory runs what "go run ./cmd/ztota demo" runs and
-// checks its outcome: every device running the revoked app 1.0.0 is
+// checks its outcome: an unhealthy sensor update is rolled back on every
+// device; every device running the revoked app 1.0.0 is
 // mitigated (on its backup where its release designates one, degraded
 // otherwise), the sensor module runs on untouched, one repair request
 // names GO-2026-5970, the certified fix is committed on every affected
@@ -73,6 +74,9 @@ func TestDemoRunsTheWholeStory(t *testing.T) {
 	if backup != 2 || degraded != 2 {
 		t.Errorf("%d devices on backup and %d degraded, want 2 and 2", backup, degraded)
 	}
+	if res.SensorRolledBack != 4 {
+		t.Errorf("the unhealthy sensor rolled back on %d devices, want 4", res.SensorRolledBack)
+	}
 	if res.FixCommitted != 4 || !res.AllNormal {
 		t.Errorf("fix committed on %d devices, all normal %t", res.FixCommitted, res.AllNormal)
 	}
@@ -91,7 +95,7 @@ func TestDemoRunsTheWholeStory(t *testing.T) {
 	if res.ToMitigated <= 0 || res.ToRecovered < res.ToMitigated {
 		t.Errorf("times: to mitigated %s, to recovered %s", res.ToMitigated, res.ToRecovered)
 	}
-	for _, want := range []string{"GO-2026-5970", "repair request #1", "last device mitigated", "last device recovered"} {
+	for _, want := range []string{"rolled-back", "health check failed", "GO-2026-5970", "repair request #1", "last device mitigated", "last device recovered"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

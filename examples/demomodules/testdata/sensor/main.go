@@ -1,7 +1,7 @@
 // Command sensor is the demo's second module: a long-running process
 // with no dependencies beyond the standard library that samples a
-// counter every 200ms into its data directory and answers "health" and
-// "version".
+// counter every 200ms into its data directory and answers "health" (a
+// build marked unhealthy fails it) and "version".
 package main
 
 import (
@@ -14,13 +14,20 @@ import (
 	"time"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// Set at build time with -ldflags "-X main.version=... -X main.healthy=false".
+var (
+	version = "dev"
+	healthy = "true"
+)
 
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "health":
+			if healthy != "true" {
+				fmt.Printf("sensor %s: unhealthy build\n", version)
+				os.Exit(1)
+			}
 			fmt.Printf("sensor %s healthy\n", version)
 			return
 		case "version":
