@@ -174,9 +174,19 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	affected := ids
 	waitAll(t, admin, affected, t0, 2*time.Minute, "a mitigation (degraded or on-backup)", report.StateDegraded, report.StateOnBackup)
 	t.Logf("database update to the last device mitigated: %s", time.Since(t0).Round(time.Millisecond))
-	ms, err := admin.Mitigations(ctx, "", "")
-	if err != nil {
-		t.Fatal(err)
+	// A device may see the list (fetched by the restarted server at
+	// start) before the server has acted on the feed event: wait for the
+	// mitigations, then check there is exactly one per device.
+	var ms []store.Mitigation
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if ms, err = admin.Mitigations(ctx, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) >= len(affected) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	checkOnePerDevice(t, ms, affected, withBackup.sha256)
 	rs, err := admin.Repairs(ctx)
@@ -209,7 +219,7 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	t.Logf("database update to the last device recovered: %s", time.Since(t0).Round(time.Millisecond))
 
 	// Everything back to normal, each thing done once.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for {
 		rs, err = admin.Repairs(ctx)
 		if err != nil {
