@@ -42,7 +42,7 @@ import (
 
 // Options of a demo run.
 type Options struct {
-	Devices int // at least 2; devices with an odd number get the release with a backup
+	Devices int // at least 2; devices with an odd number get the release with a backup (all of them when not run as root)
 	Keep    bool
 	Out     io.Writer
 	Log     *slog.Logger // agents', server's and certifier's log; nil discards it
@@ -334,7 +334,7 @@ func (d *run) main(ctx context.Context) error {
 	for i := 1; i <= d.o.Devices; i++ {
 		id := fmt.Sprintf("device-%d", i)
 		d.ids = append(d.ids, id)
-		if i%2 == 1 {
+		if i%2 == 1 || !canDegrade() {
 			withBackup = append(withBackup, id)
 		} else {
 			without = append(without, id)
@@ -349,6 +349,9 @@ func (d *run) main(ctx context.Context) error {
 	d.tl = newTimeline(d.srv.Store(), d.ids, d.say)
 	d.say("%d devices enrolled (own ed25519 keys); each agent pins the image, director and certifier roots and supervises %s",
 		d.o.Devices, strings.Join(moduleNames(), " and "))
+	if !canDegrade() {
+		d.say("(not running as root: the agent's degraded mode starts the module as another uid, which needs root; every device gets the release with a backup)")
+	}
 
 	// Deploy: app 1.0.0 with a backup to half of the devices, without to
 	// the others, and the sensor to all.
@@ -357,6 +360,9 @@ func (d *run) main(ctx context.Context) error {
 		devs []string
 	}{{rWith.Target, withBackup}, {rWithout.Target, without}, {rSensor.Target, d.ids}}
 	for _, dp := range deps {
+		if len(dp.devs) == 0 {
+			continue
+		}
 		v, err := d.api.Deploy(ctx, server.DeployRequest{Release: dp.rel, Devices: dp.devs})
 		if err != nil {
 			return fmt.Errorf("deploying %s: %w", dp.rel, err)

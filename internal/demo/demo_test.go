@@ -71,7 +71,12 @@ func TestDemoRunsTheWholeStory(t *testing.T) {
 			t.Errorf("%s: sensor pids %v; want one process running throughout", d.ID, d.SensorPIDs)
 		}
 	}
-	if backup != 2 || degraded != 2 {
+	if !canDegrade() {
+		t.Logf("NOTE: not running as root, so every device got the release with a backup (the agent's degraded mode needs root)")
+		if backup != 4 {
+			t.Errorf("%d devices on backup, want 4", backup)
+		}
+	} else if backup != 2 || degraded != 2 {
 		t.Errorf("%d devices on backup and %d degraded, want 2 and 2", backup, degraded)
 	}
 	if res.SensorRolledBack != 4 {

@@ -23,6 +23,10 @@ import (
 	"github.com/ztota/ztota/internal/store"
 )
 
+// canDegrade says whether the agents here can start a module under the
+// degraded profile, which runs it as another uid: only as root.
+func canDegrade() bool { return os.Geteuid() == 0 }
+
 func moduleNames() []string { return []string{"app", "sensor"} }
 
 // certify submits a bundle to the certifier and returns the certificate

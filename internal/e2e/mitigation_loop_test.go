@@ -45,6 +45,9 @@ const loopDevices = 20
 // (one repair request, one mitigation per device, one fix deployment).
 func TestMitigationLoopRealProcesses(t *testing.T) {
 	needBinary(t)
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPING: half of the fleet degrades, and the agent's degraded mode starts the module as another uid, which needs root; not running as root")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	built, err := demomodules.Build(ctx, "", demomodules.All()...)
