@@ -76,6 +76,7 @@ type Result struct {
 	// FixDeployments the deployments recorded on them.
 	MitigationsClosed int
 	FixDeployments    []string
+	Webhooks          []string // the signed repair webhooks received, in order
 	Repairs           []store.Repair
 	FixTarget         string
 	FixAutomatic      bool // the server deployed the fix by itself
@@ -247,10 +248,16 @@ func (d *run) main(ctx context.Context) error {
 		certdURL, snapshotOldName)
 
 	// The OTA server: pins the certifier's root, follows its event feed.
+	hooks, err := startHooks(certFile, keyFile, d.say)
+	if err != nil {
+		return err
+	}
+	defer hooks.close()
 	d.srv, err = server.New(ctx, server.Config{DataDir: filepath.Join(dir, "server"), KeysDir: online, Logger: d.o.Log,
 		TLSCertFile: certFile, TLSKeyFile: keyFile, CertifierRoot: croot, CertdURL: certdURL, CertdCAFile: caFile,
 		FeedWait: 2 * time.Second, FeedMaxBackoff: 500 * time.Millisecond,
-		Repair: server.RepairConfig{Waves: []float64{100}, FailureThreshold: 0.5, ScanInterval: 2 * time.Second}})
+		Repair: server.RepairConfig{Waves: []float64{100}, FailureThreshold: 0.5, ScanInterval: 2 * time.Second,
+			Webhook: hooks.url(), WebhookCAFile: caFile, WebhookMaxBackoff: time.Second}})
 	if err != nil {
 		return err
 	}
@@ -271,6 +278,9 @@ func (d *run) main(ctx context.Context) error {
 		return err
 	}
 	d.say("OTA server listening on %s: pins the certifier's root, follows its signed event feed, deploys only certified releases", url)
+	if err := hooks.pin(ctx, d.api); err != nil {
+		return err
+	}
 
 	// Certify the four programs.
 	bundles := map[string][]byte{}
@@ -544,6 +554,12 @@ func (d *run) main(ctx context.Context) error {
 		}
 	}
 	d.say("%d of %d mitigations closed by the devices' reports of the fix", d.res.MitigationsClosed, len(ms))
+	if err := d.tl.until(ctx, func() (bool, error) {
+		return slices.Contains(hooks.events(), "repair.closed"), nil
+	}); err != nil {
+		return fmt.Errorf("waiting for the repair.closed webhook: %w", err)
+	}
+	d.res.Webhooks = hooks.events()
 	d.say("--- timeline ---")
 	d.say("database update -> last device mitigated: %.2fs", d.res.ToMitigated.Seconds())
 	d.say("database update -> last device recovered: %.2fs (fix released -> last device recovered: %.2fs)",

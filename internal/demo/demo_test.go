@@ -94,6 +94,9 @@ func TestDemoRunsTheWholeStory(t *testing.T) {
 	if !res.FixAutomatic || len(res.FixDeployments) != 1 {
 		t.Errorf("fix deployed automatically %t, fix deployments on the mitigations %v; want one made by the server", res.FixAutomatic, res.FixDeployments)
 	}
+	if !slices.Equal(res.Webhooks, []string{"repair.opened", "repair.fix-deployed", "repair.closed"}) {
+		t.Errorf("webhooks %v; want repair.opened, repair.fix-deployed, repair.closed, once each", res.Webhooks)
+	}
 	if res.Mitigations != 4 {
 		t.Errorf("%d mitigations recorded, want 4", res.Mitigations)
 	}
