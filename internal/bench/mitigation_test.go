@@ -9,6 +9,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,17 +22,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztota/ztota/internal/apiclient"
 	"github.com/ztota/ztota/internal/bench"
 	"github.com/ztota/ztota/internal/certclient"
 	"github.com/ztota/ztota/internal/certd"
 	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/enroll"
+	"github.com/ztota/ztota/internal/httpbound"
 	"github.com/ztota/ztota/internal/keyset"
+	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/testbed"
 	"github.com/ztota/ztota/internal/tlsutil"
+	"github.com/ztota/ztota/internal/tufrepo"
 )
 
 // Full-size settings of the mitigation figures.
@@ -131,13 +138,95 @@ func reportStamps(s *stamps) func(http.Handler) http.Handler {
 	}
 }
 
+// serverBed is a real server over TLS on loopback with fresh keys, run
+// as Serve runs it (its own re-signing interval, the feed follower), with
+// a front handler that sees every request.
+type serverBed struct {
+	tb      testing.TB
+	KeysDir string
+	URL     string
+	CA      string
+	Server  *server.Server
+	Admin   *apiclient.Client
+}
+
+func newServerBed(tb testing.TB, front func(http.Handler) http.Handler, adjust func(*server.Config)) *serverBed {
+	tb.Helper()
+	dir := tb.TempDir()
+	b := &serverBed{tb: tb, KeysDir: filepath.Join(dir, "keys")}
+	fatalIf(tb, keyset.Init(b.KeysDir, keyset.Options{}))
+	online := filepath.Join(b.KeysDir, keyset.OnlineDir)
+	cfg := server.Config{DataDir: filepath.Join(dir, "server"), KeysDir: online, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	adjust(&cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg)
+	fatalIf(tb, err)
+	b.Server = srv
+	var cert, key string
+	b.CA, cert, key = keyset.TLSFiles(online)
+	tc, err := tlsutil.ServerConfig(cert, key)
+	fatalIf(tb, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fatalIf(tb, err)
+	hs := httpbound.Server(front(srv.Handler()), cfg.Timeouts.Timeouts, tc)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); hs.ServeTLS(ln, "", "") }()
+	go func() { defer wg.Done(); srv.FollowFeed(ctx) }()
+	go func() {
+		// The server's own re-signing loop (Serve's), at its interval.
+		defer wg.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				srv.ResignExpiring(ctx)
+			}
+		}
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		hs.Close()
+		wg.Wait()
+		srv.Close()
+	})
+	b.URL = "https://" + ln.Addr().String()
+	tok, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminTokenFile))
+	fatalIf(tb, err)
+	b.Admin = apiclient.New(b.URL, strings.TrimSpace(string(tok)))
+	tr, err := tlsutil.Transport(b.CA)
+	fatalIf(tb, err)
+	b.Admin.HTTP.Transport = tr
+	return b
+}
+
+// Release signs and uploads an artifact as a release of module app.
+func (b *serverBed) Release(artifact, version string, counter uint64, hw ...string) release.Result {
+	b.tb.Helper()
+	r, err := release.Publish(testbed.Ctx(b.tb), b.Admin, release.Options{Artifact: artifact, KeysDir: b.KeysDir,
+		Meta: tufrepo.ImageMeta{Name: "app", Version: version, ReleaseCounter: counter, HardwareIDs: hw, Module: "app"}})
+	fatalIf(b.tb, err)
+	return r
+}
+
+// History returns a device's reports as the server stored them.
+func (b *serverBed) History(device string) []store.Report {
+	b.tb.Helper()
+	h, err := b.Server.Store().History(testbed.Ctx(b.tb), device, 0)
+	fatalIf(b.tb, err)
+	return h
+}
+
 // mitigationBed is a real certification service and a real server
 // following its feed (both over TLS on loopback), a pusher that stores
 // each new signed revocation list at the server as the operator's
 // 'ztota revocations push' does, and n simulated devices enrolled through
 // the API that run a certified release.
 type mitigationBed struct {
-	bed     *testbed.Bed
+	bed     *serverBed
 	cd      *certd.Service
 	cc      *certclient.Client
 	osv     string
@@ -172,11 +261,11 @@ func newMitigationBed(tb testing.TB, n int) *mitigationBed {
 	mb.root, err = certroot.Trust(cd.Root())
 	fatalIf(tb, err)
 
-	mb.bed = testbed.New(tb, testbed.Options{TLS: true, Front: reportStamps(&mb.reports), Server: func(c *server.Config) {
+	mb.bed = newServerBed(tb, reportStamps(&mb.reports), func(c *server.Config) {
 		c.CertdURL, c.CertdCAFile, c.CertifierRoot = hs.URL, ca, mb.root
 		c.FeedMaxBackoff = 200 * time.Millisecond
 		c.OnMitigation = func(context.Context, server.MitigationOutcome) { mb.events.mark("mitigations", time.Now()) }
-	}})
+	})
 	// Two certified releases of the module: one per round.
 	dir := tb.TempDir()
 	for i, a := range []struct{ pkg, version string }{{"libfoo", "1.0-1"}, {"libbar", "3.0-1"}} {
@@ -247,11 +336,11 @@ func newMitigationBed(tb testing.TB, n int) *mitigationBed {
 		}
 	})
 
-	// The server follows the certifier; the pusher mirrors its lists.
+	// The server follows the certifier (newServerBed); the pusher
+	// mirrors its lists.
 	fctx, stop := context.WithCancel(context.Background())
 	var fw sync.WaitGroup
-	fw.Add(2)
-	go func() { defer fw.Done(); mb.bed.Server.FollowFeed(fctx) }()
+	fw.Add(1)
 	go func() { defer fw.Done(); mb.push(fctx, tb) }()
 	tb.Cleanup(func() { stop(); fw.Wait() })
 	return mb
