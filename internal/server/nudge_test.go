@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -17,8 +18,10 @@ import (
 	"time"
 
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/enroll"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/testbed"
+	"github.com/ztota/ztota/internal/tlsutil"
 )
 
 // nudgeGet sends one nudge long poll signed by d (or by nobody with a
@@ -327,4 +330,50 @@ func memNow() memSample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memSample{bytes: ms.HeapInuse + ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// TestNudgeLongPollOutlivesTheWriteBoundOverHTTP2: the server bounds each
+// response write (Timeouts.WriteIdle, here 300 ms), and an HTTP/2 stream
+// is reset when its write deadline passes even while nothing is written;
+// a long poll waiting three times that long still gets its answer.
+func TestNudgeLongPollOutlivesTheWriteBoundOverHTTP2(t *testing.T) {
+	b := testbed.New(t, testbed.Options{TLS: true, Server: func(c *server.Config) {
+		c.Timeouts.WriteIdle = 300 * time.Millisecond
+	}})
+	ctx := ctxT(t)
+	tok, err := b.Admin.EnrollToken(ctx, "fleet", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	body, _ := json.Marshal(enroll.NewRequest(tok, "d1", "hw1", pub))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.URL+"/v1/enroll", bytes.NewReader(body))
+	resp, err := b.Admin.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("enrolling: %s", resp.Status)
+	}
+	base, err := tlsutil.Transport(b.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.CloseIdleConnections()
+	hc := &http.Client{Transport: &devauth.Transport{Base: base, DeviceID: "d1", Key: priv}}
+	m0 := mustSeq(t, hc, b.URL, "d1")
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/devices/d1/nudge?after=%d&wait=1", b.URL, m0), nil)
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatalf("long poll past the write bound: %v", err)
+	}
+	defer resp.Body.Close()
+	var a server.NudgeAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != 200 || a.Seq != m0 {
+		t.Fatalf("long poll past the write bound: %s %+v %v", resp.Status, a, err)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over %s: the test needs HTTP/2", resp.Proto)
+	}
 }
