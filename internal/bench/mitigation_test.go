@@ -678,6 +678,13 @@ func TestMitigationFigures(t *testing.T) {
 		}
 		return sec(bench.Median(v))
 	}
+	seen := func(rs []roundResult, p float64) float64 {
+		var v []time.Duration
+		for _, r := range rs {
+			v = append(v, bench.Percentile(r.seen, p))
+		}
+		return sec(bench.Median(v))
+	}
 	var listAt []time.Duration
 	for _, r := range polls {
 		listAt = append(listAt, r.list)
@@ -697,6 +704,10 @@ func TestMitigationFigures(t *testing.T) {
 		{Name: "revocation → degraded, nudged, p50", Value: pct(nudges, 50), Unit: "s", RefName: ref, RefValue: sec(real)},
 		{Name: "  nudged, p99", Value: pct(nudges, 99), Unit: "s", RefName: ref, RefValue: sec(real)},
 		{Name: "  nudged, max", Value: pct(nudges, 100), Unit: "s", RefName: ref, RefValue: sec(real), ValueAtMost: 2},
+		{Name: "revocation seen on the device, poll, p50", Value: seen(polls, 50), Unit: "s", RefName: ref, RefValue: sec(real)},
+		{Name: "  seen, poll, max", Value: seen(polls, 100), Unit: "s", RefName: ref, RefValue: sec(real)},
+		{Name: "revocation seen on the device, nudged, p50", Value: seen(nudges, 50), Unit: "s", RefName: ref, RefValue: sec(real)},
+		{Name: "  seen, nudged, max", Value: seen(nudges, 100), Unit: "s", RefName: ref, RefValue: sec(real)},
 		{Name: fmt.Sprintf("%d list GETs at once (server)", n), Value: sec(real), Unit: "s", RefName: "bare net/http, same bytes", RefValue: sec(bare)},
 		{Name: "reports stored, nudged rounds", Value: bench.MedianFloat(ingests), Unit: "/s", RefName: "one-row SQLite commits", RefValue: commits},
 	}
