@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztota/ztota/internal/attest"
+	"github.com/ztota/ztota/internal/certverify/certverifytest"
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/enroll"
 	"github.com/ztota/ztota/internal/server"
@@ -375,5 +377,61 @@ func TestNudgeLongPollOutlivesTheWriteBoundOverHTTP2(t *testing.T) {
 	}
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("answered over %s: the test needs HTTP/2", resp.Proto)
+	}
+}
+
+// TestNudgeANewRevocationListNudgesEveryDevice: storing a newer signed
+// list answers every waiting long poll; the same list stored again (no
+// change) and a refused list nudge nobody.
+func TestNudgeANewRevocationListNudgesEveryDevice(t *testing.T) {
+	g := newGateEnv(t)
+	d1, d2 := g.enroll(t, "d1", "hw1", "fleet"), g.enroll(t, "d2", "hw1", "fleet")
+	if a := g.api(t, "PUT", "/v1/revocations", g.fx.Revocations(t, 1)); a.code != http.StatusOK {
+		t.Fatalf("storing list 1: %s", a)
+	}
+	m0 := mustSeq(t, d1.hc, g.URL, d1.id)
+	ch1, ch2 := longPoll(ctxT(t), d1.hc, g.URL, d1.id, m0, 55), longPoll(ctxT(t), d2.hc, g.URL, d2.id, m0, 55)
+	waitWaiters(t, g.Server, 2)
+	if a := g.api(t, "PUT", "/v1/revocations", g.fx.Revocations(t, 1)); a.code != http.StatusOK {
+		t.Fatalf("storing list 1 again: %s", a)
+	}
+	if a := g.api(t, "PUT", "/v1/revocations", certverifytest.New(t).Revocations(t, 9)); a.code == http.StatusOK {
+		t.Fatalf("a list of another certifier was stored: %s", a)
+	}
+	if n := g.Server.NudgeWaiters(); n != 2 {
+		t.Fatalf("after an unchanged and a refused list %d long polls wait, want 2", n)
+	}
+	rev := attest.Revocation{ArtifactSHA256: certverifytest.HexSum("a"), Advisories: []string{"GO-2099-0002"}, Time: g.fx.Now}
+	if a := g.api(t, "PUT", "/v1/revocations", g.fx.Revocations(t, 2, rev)); a.code != http.StatusOK {
+		t.Fatalf("storing list 2: %s", a)
+	}
+	for _, ch := range []<-chan nudgeResult{ch1, ch2} {
+		if r := <-ch; r.err != nil || r.code != 200 || r.seq != m0+1 {
+			t.Fatalf("after a new list: %+v, want seq %d", r, m0+1)
+		}
+	}
+}
+
+// TestNudgeMitigationNudgesExactlyTheMitigatedDevices: a certifier
+// revocation followed from the feed nudges the devices running the
+// revoked artifact (d00, d01) and no other (d02 runs another release,
+// d03 was only being given it).
+func TestNudgeMitigationNudgesExactlyTheMitigatedDevices(t *testing.T) {
+	mb := newMitigationBed(t)
+	before := map[string]int64{}
+	for _, d := range []string{"d00", "d01", "d02", "d03"} {
+		before[d] = mb.Server.NudgeSeq(d)
+	}
+	follow(t, mb.Server)
+	mb.feed.set(mb.revocation(t, 1, mb.a, "GO-2024-0001"))
+	testbed.WaitFor(t, 20*time.Second, "the mitigation hook", func() bool {
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
+		return len(mb.outcomes) == 1
+	})
+	for d, want := range map[string]int64{"d00": before["d00"] + 1, "d01": before["d01"] + 1, "d02": before["d02"], "d03": before["d03"]} {
+		if got := mb.Server.NudgeSeq(d); got != want {
+			t.Errorf("%s: nudge sequence %d, want %d", d, got, want)
+		}
 	}
 }
