@@ -31,11 +31,22 @@ import (
 
 // Agent is one device's update agent.
 type Agent struct {
-	cfg   *Config
-	log   *slog.Logger
-	key   ed25519.PrivateKey
-	slots slot.Slots
-	box   *outbox.Outbox
+	cfg *Config
+	log *slog.Logger
+	key ed25519.PrivateKey
+	box *outbox.Outbox
+
+	// mods are the supervised modules (module.go), in configuration
+	// order; byName finds them by name.
+	mods   []*module
+	byName map[string]*module
+	// exitCh is signalled when a module process exits; poke when the
+	// nudge channel asks for a refresh now.
+	exitCh chan struct{}
+	poke   chan struct{}
+	// nudgeHTTP is the signed client of the nudge long poll (its timeout
+	// exceeds the poll's wait).
+	nudgeHTTP *http.Client
 
 	meta *http.Client // signed, with a per-request timeout
 	bulk *http.Client // signed, no overall timeout (fetch bounds it)
@@ -46,19 +57,13 @@ type Agent struct {
 	st    persisted
 	nudge chan struct{}
 
-	procMu   sync.Mutex // guards proc for readers on other goroutines
-	proc     *process
-	procDir  string
 	etags    map[string]string
 	lastErr  string
 	lastFull time.Time
 	retry    bool // the last install failed transiently: refresh and try again
-	// A run of transient failures of one target: failed attempts, failed
-	// install runs, and when to try again (see transient).
-	failSHA  string
-	fails    int
-	failRuns int
-	retryAt  time.Time
+	// unknownSeen: assignments for modules this agent does not supervise,
+	// already reported.
+	unknownSeen map[string]bool
 	// writeFault, if set (tests), fails download writes (a full disk).
 	writeFault func(off int64, n int) error
 	// halt, when set (tests only, from ZTOTA_TEST_HALT_AT), names a step at
@@ -69,9 +74,6 @@ type Agent struct {
 	OnStep func(step string)
 
 	freeSpace diskspace.Func // nil: statfs
-	// activeBad: the committed slot failed verification at boot; the
-	// assigned release is installed again into the other slot.
-	activeBad bool
 
 	stopSend context.CancelFunc
 	sendDone chan struct{}
@@ -86,7 +88,9 @@ type Agent struct {
 	lastList      time.Time
 	staleReported bool
 	lastListErr   string
-	revokedSeen   string
+	// listStaleReported: the list-stale report of the stale policy was
+	// made (once per stale period).
+	listStaleReported bool
 }
 
 // Steps at which a crash test may halt the agent.
@@ -107,13 +111,13 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"download", "slots", "tuf"} {
+	for _, d := range []string{"download", "tuf"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
 			return nil, err
 		}
 	}
 	a := &Agent{cfg: cfg, log: log.With("device", cfg.DeviceID), nudge: make(chan struct{}, 1), etags: map[string]string{},
-		halt: os.Getenv("ZTOTA_TEST_HALT_AT")}
+		halt: os.Getenv("ZTOTA_TEST_HALT_AT"), exitCh: make(chan struct{}, 1), poke: make(chan struct{}, 1), unknownSeen: map[string]bool{}}
 	kp := filepath.Join(cfg.DataDir, "device.key")
 	k, err := keys.Load(kp)
 	if errors.Is(err, os.ErrNotExist) {
@@ -137,13 +141,15 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 	if a.st, err = loadState(a.statePath()); err != nil {
 		return nil, err
 	}
-	if a.slots, err = slot.OpenDir(ctx, filepath.Join(cfg.DataDir, "slots"), cfg.MaxBoots); err != nil {
+	if err := a.openModules(ctx); err != nil {
 		return nil, err
 	}
 	// The floor is at least the committed slot's release counter, whatever
 	// state.json says (a crash between the commit and its save).
-	if _, err := a.floor(ctx); err != nil {
-		return nil, err
+	for _, m := range a.mods {
+		if _, err := a.floor(ctx, m); err != nil {
+			return nil, err
+		}
 	}
 	if a.box, err = outbox.Open(ctx, filepath.Join(cfg.DataDir, "outbox"), 8<<20); err != nil {
 		return nil, err
@@ -159,6 +165,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 	signed := &devauth.Transport{Base: tr, DeviceID: cfg.DeviceID, Key: priv, ServerClock: true}
 	a.meta = &http.Client{Transport: signed, Timeout: time.Duration(cfg.HTTPTimeout)}
 	a.bulk = &http.Client{Transport: signed}
+	a.nudgeHTTP = &http.Client{Transport: signed, Timeout: nudgeWait + time.Duration(cfg.HTTPTimeout)}
 	return a, nil
 }
 
@@ -248,23 +255,27 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.stopSend = cancel
 	a.sendDone = make(chan struct{})
 	go func() { defer close(a.sendDone); a.sendLoop(sctx) }()
-	if err := a.boot(ctx); err != nil {
-		a.log.Error("boot", "err", err)
-		if errors.Is(err, slot.ErrTampered) {
-			a.activeBad = true
+	var errs []error
+	for _, m := range a.mods {
+		if err := a.boot(ctx, m); err != nil {
+			a.log.Error("boot", "module", m.name(), "err", err)
+			if errors.Is(err, slot.ErrTampered) {
+				m.activeBad = true
+			}
+			if ctx.Err() == nil {
+				a.mreport(ctx, m, report.StateFailed, "", "", 0, err.Error())
+			}
+			errs = append(errs, err)
 		}
-		if ctx.Err() == nil {
-			a.report(ctx, report.StateFailed, "", "", 0, err.Error())
-		}
-		return err
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Stop stops the module and the report sender (after a last flush).
 func (a *Agent) Stop() {
-	a.proc.stop(5 * time.Second)
-	a.setProc(nil, "")
+	for _, m := range a.mods {
+		a.stopModule(m)
+	}
 	if a.stopSend != nil {
 		a.stopSend()
 		<-a.sendDone
@@ -278,6 +289,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.Stop()
 	if err != nil && ctx.Err() != nil {
 		return nil
+	}
+	if a.cfg.nudgeOn() {
+		nctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.nudgeLoop(nctx) }()
+		defer func() { cancel(); <-done }()
 	}
 	for {
 		if a.revocationsDue() {
@@ -294,29 +311,38 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.certRoot != nil {
 			wait = min(wait, max(time.Until(a.lastList.Add(time.Duration(a.cfg.RevocationsInterval))), 0))
 		}
-		if until := time.Until(a.retryAt); a.retry && until > 0 {
+		if a.retry {
 			// A transient failure: try again after its back-off (past
 			// it, the poll interval paces the attempts).
-			wait = until
+			var next time.Time
+			for _, m := range a.mods {
+				if !m.retryAt.IsZero() && (next.IsZero() || m.retryAt.Before(next)) {
+					next = m.retryAt
+				}
+			}
+			if until := time.Until(next); until > 0 {
+				wait = until
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
-		case <-a.exitedModule():
-			a.log.Warn("module exited; restarting it")
-			if err := a.startActive(ctx); err != nil {
-				a.log.Error("restarting module", "err", err)
+		case <-a.poke:
+			// A nudge: the revocation list and a check-in now.
+			if a.certRoot != nil {
+				a.lastList = time.Time{}
+			}
+			a.retry = true
+		case <-a.exitCh:
+			for _, m := range a.exitedModules() {
+				a.log.Warn("module exited; restarting it", "module", m.name())
+				if err := a.startActive(ctx, m); err != nil {
+					a.log.Error("restarting module", "module", m.name(), "err", err)
+				}
 			}
 		}
 	}
-}
-
-func (a *Agent) exitedModule() <-chan struct{} {
-	if a.proc == nil {
-		return nil
-	}
-	return a.proc.exited()
 }
 
 // report records a signed status report in the outbox and nudges the
@@ -326,6 +352,23 @@ func (a *Agent) exitedModule() <-chan struct{} {
 // signing, so that any text, such as a health command's coloured output,
 // makes a valid report. A terminal report is never dropped (see queue).
 func (a *Agent) report(ctx context.Context, state report.State, target, version string, progress int, detail string) string {
+	return a.reportX(ctx, reportExtra{}, state, target, version, progress, detail)
+}
+
+// reportExtra are the module fields of a report.
+type reportExtra struct {
+	module, mode string
+	advisories   []string
+}
+
+// mreport reports about module m: the report names it and carries its
+// mode after the report (and the advisories of a mitigation).
+func (a *Agent) mreport(ctx context.Context, m *module, state report.State, target, version string, progress int, detail string) string {
+	mode, adv := a.modeOf(m)
+	return a.reportX(ctx, reportExtra{module: m.name(), mode: mode, advisories: adv}, state, target, version, progress, detail)
+}
+
+func (a *Agent) reportX(ctx context.Context, x reportExtra, state report.State, target, version string, progress int, detail string) string {
 	a.mu.Lock()
 	a.st.Seq++
 	seq := a.st.Seq
@@ -339,6 +382,10 @@ func (a *Agent) report(ctx context.Context, state report.State, target, version 
 	r.Version = report.Clean(version, report.MaxVersion, false)
 	r.Progress = min(max(progress, 0), 100)
 	r.Detail = report.Clean(detail, report.MaxDetail, true)
+	r.Module, r.Mode = x.module, x.mode
+	if len(x.advisories) > 0 {
+		r.Advisories = report.Clean(strings.Join(x.advisories, ","), report.MaxAdvisories, false)
+	}
 	s, err := report.SignReport(a.key, r)
 	if err != nil {
 		// Not expected with cleaned fields: keep the state, say why.
@@ -354,7 +401,7 @@ func (a *Agent) report(ctx context.Context, state report.State, target, version 
 		a.log.Error("queueing report", "state", state, "err", err)
 		return ""
 	}
-	a.log.Info("status", "state", state, "target", target, "progress", progress, "detail", r.Detail)
+	a.log.Info("status", "state", state, "module", x.module, "target", target, "progress", progress, "detail", r.Detail)
 	select {
 	case a.nudge <- struct{}{}:
 	default:
@@ -615,39 +662,59 @@ func (a *Agent) FlushReports(ctx context.Context) error {
 	return err
 }
 
-// SlotState returns the A/B slot state (for status and tests).
-func (a *Agent) SlotState(ctx context.Context) (slot.State, error) { return a.slots.State(ctx) }
+// SlotState returns the A/B slot state of the (first) module (for status
+// and tests).
+func (a *Agent) SlotState(ctx context.Context) (slot.State, error) { return a.mods[0].slots.State(ctx) }
 
-// Refused returns the artifacts this device refused, with the reasons.
-func (a *Agent) Refused() map[string]string {
+// ModuleSlotState returns the A/B slot state of the module name.
+func (a *Agent) ModuleSlotState(ctx context.Context, name string) (slot.State, error) {
+	m := a.module(name)
+	if m == nil {
+		return slot.State{}, fmt.Errorf("no module %q", name)
+	}
+	return m.slots.State(ctx)
+}
+
+// Refused returns the artifacts the (first) module refused, with the
+// reasons.
+func (a *Agent) Refused() map[string]string { return a.ModuleRefused("") }
+
+// ModuleRefused returns the artifacts the module name refused.
+func (a *Agent) ModuleRefused(name string) map[string]string {
+	m := a.module(name)
+	if m == nil {
+		return nil
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[string]string, len(a.st.Refused))
-	for k, v := range a.st.Refused {
+	rs := a.ms(m).Refused
+	out := make(map[string]string, len(rs))
+	for k, v := range rs {
 		out[k] = v.Why
 	}
 	return out
 }
 
-// ModulePID returns the pid of the running module, or 0.
-func (a *Agent) ModulePID() int {
-	a.procMu.Lock()
-	defer a.procMu.Unlock()
-	if a.proc == nil {
+// ModulePID returns the pid of the running (first) module, or 0.
+func (a *Agent) ModulePID() int { return a.ModulePIDOf("") }
+
+// ModulePIDOf returns the pid of the running module name, or 0.
+func (a *Agent) ModulePIDOf(name string) int {
+	m := a.module(name)
+	if m == nil {
+		return 0
+	}
+	m.procMu.Lock()
+	defer m.procMu.Unlock()
+	if m.proc == nil {
 		return 0
 	}
 	select {
-	case <-a.proc.exited():
+	case <-m.proc.exited():
 		return 0
 	default:
 	}
-	return a.proc.cmd.Process.Pid
-}
-
-func (a *Agent) setProc(p *process, dir string) {
-	a.procMu.Lock()
-	a.proc, a.procDir = p, dir
-	a.procMu.Unlock()
+	return m.proc.cmd.Process.Pid
 }
 
 // Close stops the agent and releases its outbox; the agent cannot be

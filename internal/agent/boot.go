@@ -4,56 +4,55 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ztota/ztota/internal/report"
 )
 
-// boot starts the module from the slot the boot decision names. A slot on
+// boot starts module m from the slot the boot decision names. A slot on
 // trial (boot-once) is health-checked, then committed, or rolled back and
 // the previous slot started again.
-func (a *Agent) boot(ctx context.Context) error {
-	dec, err := a.slots.Boot(ctx)
+func (a *Agent) boot(ctx context.Context, m *module) error {
+	dec, err := m.slots.Boot(ctx)
 	if err != nil {
 		return fmt.Errorf("boot: %w", err)
 	}
-	st, err := a.slots.State(ctx)
+	st, err := m.slots.State(ctx)
 	if err != nil {
 		return err
 	}
 	if dec.RolledBack {
-		m := st.Slots[dec.From]
-		a.markRefused(m.SHA256, dec.Reason)
-		a.report(ctx, report.StateRolledBack, m.Target, m.Version, 0, dec.Reason)
+		from := st.Slots[dec.From]
+		a.markRefused(m, from.SHA256, dec.Reason)
+		a.mreport(ctx, m, report.StateRolledBack, from.Target, from.Version, 0, dec.Reason)
 	}
 	if !dec.Trial {
-		return a.startActive(ctx)
+		return a.startActive(ctx, m)
 	}
-	m := dec.Meta
+	meta := dec.Meta
 	a.haltAt(StepBooted)
-	a.report(ctx, report.StateHealthChecking, m.Target, m.Version, 0, fmt.Sprintf("boot %d of %d", dec.BootCount, st.MaxBoots))
-	if err := a.slots.Verify(ctx, dec.Slot); err != nil {
-		return a.rollback(ctx, m.Target, m.Version, m.SHA256, "slot contents do not verify: "+err.Error())
+	a.mreport(ctx, m, report.StateHealthChecking, meta.Target, meta.Version, 0, fmt.Sprintf("boot %d of %d", dec.BootCount, st.MaxBoots))
+	if err := m.slots.Verify(ctx, dec.Slot); err != nil {
+		return a.rollback(ctx, m, meta.Target, meta.Version, meta.SHA256, "slot contents do not verify: "+err.Error())
 	}
-	env := a.moduleEnv(dec.Slot, m.Version)
-	conf, err := a.confineFor(m.SHA256)
+	env := a.moduleEnv(m, dec.Slot, meta.Version)
+	conf, err := a.confineFor(m, meta.SHA256)
 	if err != nil {
-		return a.rollback(ctx, m.Target, m.Version, m.SHA256, err.Error())
+		return a.rollback(ctx, m, meta.Target, meta.Version, meta.SHA256, err.Error())
 	}
-	p, err := startModule(dec.Dir, a.cfg.Module, a.logPath(), env, conf)
+	p, err := startModule(dec.Dir, *m.cfg, m.logPath(), env, conf)
 	if err != nil {
-		return a.rollback(ctx, m.Target, m.Version, m.SHA256, err.Error())
+		return a.rollback(ctx, m, meta.Target, meta.Version, meta.SHA256, err.Error())
 	}
-	if err := healthCheck(ctx, p, dec.Dir, a.cfg.Module.Health, env, filepath.Join(a.cfg.DataDir, "health.out")); err != nil {
+	if err := healthCheck(ctx, p, dec.Dir, m.cfg.Health, env, m.healthOut()); err != nil {
 		p.stop(5 * time.Second)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return a.rollback(ctx, m.Target, m.Version, m.SHA256, "health check failed: "+err.Error())
+		return a.rollback(ctx, m, meta.Target, meta.Version, meta.SHA256, "health check failed: "+err.Error())
 	}
 	a.haltAt(StepHealthy)
-	if err := a.slots.Commit(ctx); err != nil {
+	if err := m.slots.Commit(ctx); err != nil {
 		p.stop(5 * time.Second)
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -61,17 +60,19 @@ func (a *Agent) boot(ctx context.Context) error {
 	// state holding it was written atomically by Commit; state.json keeps
 	// the maximum across later rollbacks and is saved next. A crash or a
 	// failed save here cannot lower the floor (see floor), but a failed
-	// save is still an error.
+	// save is still an error. A designated backup (lower counter) leaves
+	// the floor where it is.
 	a.mu.Lock()
-	if m.ReleaseCounter > a.st.Floor {
-		a.st.Floor = m.ReleaseCounter
+	if ms := a.ms(m); meta.ReleaseCounter > ms.Floor {
+		ms.Floor = meta.ReleaseCounter
 	}
 	err = saveState(a.statePath(), a.st)
 	a.mu.Unlock()
-	a.setProc(p, dec.Dir)
-	a.activeBad = false
-	a.report(ctx, report.StateCommitted, m.Target, m.Version, 0, "")
-	a.recoverIfFixed(ctx, m)
+	a.setProc(m, p, dec.Dir)
+	m.stale = conf.stale
+	m.activeBad = false
+	a.mreport(ctx, m, report.StateCommitted, meta.Target, meta.Version, 0, "")
+	a.recoverIfFixed(ctx, m, meta)
 	if err != nil {
 		return fmt.Errorf("committed, but saving the release counter floor failed: %w", err)
 	}
@@ -79,10 +80,10 @@ func (a *Agent) boot(ctx context.Context) error {
 	return nil
 }
 
-// markRefused adds a final verdict to the persisted refused set.
-func (a *Agent) markRefused(sha, why string) {
+// markRefused adds a final verdict to m's persisted refused set.
+func (a *Agent) markRefused(m *module, sha, why string) {
 	a.mu.Lock()
-	a.st.Refused[sha] = refusal{Why: why, At: time.Now().UTC()}
+	a.ms(m).Refused[sha] = refusal{Why: why, At: time.Now().UTC()}
 	err := saveState(a.statePath(), a.st)
 	a.mu.Unlock()
 	if err != nil {
@@ -90,42 +91,40 @@ func (a *Agent) markRefused(sha, why string) {
 	}
 }
 
-func (a *Agent) rollback(ctx context.Context, target, version, sha, why string) error {
-	a.markRefused(sha, why)
-	if err := a.slots.Rollback(ctx, why); err != nil {
+func (a *Agent) rollback(ctx context.Context, m *module, target, version, sha, why string) error {
+	a.markRefused(m, sha, why)
+	if err := m.slots.Rollback(ctx, why); err != nil {
 		return fmt.Errorf("rollback: %w", err)
 	}
-	a.report(ctx, report.StateRolledBack, target, version, 0, why)
-	return a.startActive(ctx)
+	a.mreport(ctx, m, report.StateRolledBack, target, version, 0, why)
+	return a.startActive(ctx, m)
 }
 
-// startActive (re)starts the module from the committed slot, if there is one.
-func (a *Agent) startActive(ctx context.Context) error {
-	a.proc.stop(5 * time.Second)
-	a.setProc(nil, "")
-	st, err := a.slots.State(ctx)
+// startActive (re)starts module m from its committed slot, if there is one.
+func (a *Agent) startActive(ctx context.Context, m *module) error {
+	a.stopModule(m)
+	st, err := m.slots.State(ctx)
 	if err != nil {
 		return err
 	}
 	if st.Active == "" {
 		return nil
 	}
-	m := st.Slots[st.Active]
-	dir := a.slots.Dir(st.Active)
-	a.recoverIfFixed(ctx, m)
-	conf, err := a.confineFor(m.SHA256)
+	cur := st.Slots[st.Active]
+	dir := m.slots.Dir(st.Active)
+	a.recoverIfFixed(ctx, m, cur)
+	conf, err := a.confineFor(m, cur.SHA256)
 	if err != nil {
 		return err
 	}
-	p, err := startModule(dir, a.cfg.Module, a.logPath(), a.moduleEnv(st.Active, m.Version), conf)
+	p, err := startModule(dir, *m.cfg, m.logPath(), a.moduleEnv(m, st.Active, cur.Version), conf)
 	if err != nil {
 		return err
 	}
-	a.setProc(p, dir)
+	a.setProc(m, p, dir)
+	m.stale = conf.stale
 	return nil
 }
-
-func (a *Agent) logPath() string { return filepath.Join(a.cfg.DataDir, "module.log") }
 
 // defaultPath is the module's PATH when the agent has none.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -134,11 +133,14 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // command: PATH (the agent's, or a default), the ZTOTA_* variables and
 // module.env from the configuration, and nothing else of the agent's
 // environment (which may hold secrets such as tokens).
-func (a *Agent) moduleEnv(slotName, version string) []string {
+func (a *Agent) moduleEnv(m *module, slotName, version string) []string {
 	path := os.Getenv("PATH")
 	if path == "" {
 		path = defaultPath
 	}
 	env := []string{"PATH=" + path, "ZTOTA_SLOT=" + slotName, "ZTOTA_VERSION=" + version, "ZTOTA_DEVICE=" + a.cfg.DeviceID}
-	return append(env, a.cfg.Module.Env...)
+	if !m.legacy {
+		env = append(env, "ZTOTA_MODULE="+m.name())
+	}
+	return append(env, m.cfg.Env...)
 }

@@ -172,10 +172,18 @@ func (a *Agent) fetchBundle(ctx context.Context, sha string) (*certBundle, error
 	return &b, nil
 }
 
-// prover fetches consistency proofs from certifier_log_url, if set.
+// prover fetches consistency proofs from certifier_log_url, if set, else
+// from the OTA server's mirror of the certifier's log (a signed device
+// request; a server that follows no certifier answers 404 and only
+// receipts of the recorded tree size pass). Either way the proof is
+// checked against the device's own checkpoints: the source is not trusted.
 func (a *Agent) prover(ctx context.Context) certverify.ConsistencyProver {
-	if a.cfg.CertifierLogURL == "" || a.certRoot == nil {
+	if a.certRoot == nil {
 		return nil
+	}
+	base, hc := a.cfg.CertifierLogURL, a.plain
+	if base == "" {
+		base, hc = a.server()+"/v1/devices/"+a.cfg.DeviceID+"/log", a.meta
 	}
 	return func(oldSize, newSize int64) (tlog.TreeProof, error) {
 		key, err := a.certRoot.PinnedLogVerifierKey()
@@ -186,7 +194,7 @@ func (a *Agent) prover(ctx context.Context) certverify.ConsistencyProver {
 		if err != nil {
 			return nil, err
 		}
-		c := &translog.Client{BaseURL: a.cfg.CertifierLogURL, HTTP: a.plain, Verifier: v, Timeout: time.Duration(a.cfg.HTTPTimeout)}
+		c := &translog.Client{BaseURL: base, HTTP: hc, Verifier: v, Timeout: time.Duration(a.cfg.HTTPTimeout)}
 		return c.ConsistencyProof(ctx, oldSize, newSize)
 	}
 }
@@ -314,19 +322,26 @@ func (a *Agent) CheckRevocations(ctx context.Context) error {
 		}
 		if !a.staleReported {
 			a.staleReported = true
-			a.report(ctx, report.StateFailed, "", "", 0, serr.Error()+"; policy: keep running")
+			a.report(ctx, report.StateFailed, "", "", 0, serr.Error()+"; policy: "+a.cfg.stalePolicy().Policy+" (after a grace of "+
+				time.Duration(a.cfg.stalePolicy().Grace).String()+")")
 		}
+		a.applyStalePolicy(ctx, newest, now)
 		if err := a.checkRunning(ctx, newest); err != nil {
 			return err
 		}
 		return serr
 	}
 	a.staleReported = false
+	a.listStaleReported = false
 	if verr == nil {
 		a.lastListErr = ""
 	}
+	wasStale := a.clearStale()
 	if err := a.checkRunning(ctx, newest); err != nil {
 		return err
+	}
+	if wasStale {
+		a.freshAgain(ctx)
 	}
 	return errors.Join(verr, ferr)
 }
@@ -341,13 +356,24 @@ func (a *Agent) reportList(ctx context.Context, err error) {
 	a.report(ctx, report.StateFailed, "", "", 0, err.Error())
 }
 
-// checkRunning checks the committed slot's artifact against l and calls
-// runningRevoked once per artifact and list version that revokes it.
+// checkRunning checks every module's committed artifact against l and
+// calls runningRevoked once per module, artifact and list version that
+// revokes it.
 func (a *Agent) checkRunning(ctx context.Context, l *attest.RevocationList) error {
 	if l == nil {
 		return nil
 	}
-	st, err := a.slots.State(ctx)
+	var errs []error
+	for _, m := range a.mods {
+		if err := a.checkRunningModule(ctx, m, l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) checkRunningModule(ctx context.Context, m *module, l *attest.RevocationList) error {
+	st, err := m.slots.State(ctx)
 	if err != nil {
 		return err
 	}
@@ -360,30 +386,43 @@ func (a *Agent) checkRunning(ctx context.Context, l *attest.RevocationList) erro
 		return nil
 	}
 	key := cur.SHA256 + " " + strconv.FormatInt(l.Version, 10)
-	if a.revokedSeen == key {
+	if m.revokedSeen == key {
 		return nil
 	}
-	a.revokedSeen = key
-	a.runningRevoked(ctx, cur, l, r)
+	m.revokedSeen = key
+	a.runningRevoked(ctx, m, cur, l, r)
 	return nil
 }
 
-// runningRevoked is the mitigation hook: the certifier's signed list
-// revokes the artifact the device runs. It reports it ("refused", detail
-// "revoked: <advisories> ...", no target: the server moves deployments
-// only on reports that name a target, so this report does not count
-// against a finished deployment) and restarts the module under its
-// degraded profile (degrade.go; reported "degraded"). The switch to a
-// pre-designated backup goes here too, later.
-func (a *Agent) runningRevoked(ctx context.Context, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
-	if a.degradedFor(cur.SHA256) {
+// runningRevoked is the mitigation: the certifier's signed list revokes
+// the artifact module m runs. It reports "revocation-seen" (no target:
+// the server moves deployments only on reports that name a target, so
+// this report does not count against a finished deployment), refuses the
+// artifact for good (the director may keep assigning it until the fix is
+// deployed), then switches to the release's pre-designated backup if it
+// is usable (backup.go), else restarts the module under its degraded
+// profile (degrade.go).
+func (a *Agent) runningRevoked(ctx context.Context, m *module, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
+	mit := a.mitigationOf(m)
+	if mit != nil && mit.Mode == ModeDegraded && mit.SHA256 == cur.SHA256 {
 		return // reported when it was degraded (before a restart, say)
 	}
 	detail := fmt.Sprintf("revoked: %s: the running %s (sha256 %s) is revoked by revocation list version %d on %s (%s); mitigation needed",
 		strings.Join(r.Advisories, " "), cur.Target, cur.SHA256, l.Version, r.Time.UTC().Format(time.RFC3339), r.Reason)
-	a.log.Error("the running artifact is revoked", "target", cur.Target, "advisories", r.Advisories, "list", l.Version)
-	a.report(ctx, report.StateRefused, "", cur.Version, 0, detail)
-	a.degrade(ctx, cur, l, r)
+	a.log.Error("the running artifact is revoked", "module", m.name(), "target", cur.Target, "advisories", r.Advisories, "list", l.Version)
+	mode, _ := a.modeOf(m)
+	a.reportX(ctx, reportExtra{module: m.name(), mode: mode, advisories: r.Advisories}, report.StateRevocationSeen, "", cur.Version, 0, detail)
+	a.markRefused(m, cur.SHA256, fmt.Sprintf("revoked: %s (revocation list version %d)", strings.Join(r.Advisories, " "), l.Version))
+	if mit != nil && mit.Mode == ModeBackup && mit.Backup == cur.SHA256 {
+		a.degrade(ctx, m, cur, l, r, "backup not used: the backup itself is revoked")
+		return
+	}
+	c, why := a.findBackup(ctx, m, cur, l)
+	if why != "" {
+		a.degrade(ctx, m, cur, l, r, "backup not used: "+why)
+		return
+	}
+	a.switchToBackup(ctx, m, cur, c, l, r)
 }
 
 // revocationsDue says whether the periodic list check is due.

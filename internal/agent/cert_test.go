@@ -361,7 +361,7 @@ func TestRejectedArtifactIsRefused(t *testing.T) {
 
 // TestRunningArtifactRevokedLaterIsReported performs a revocation of the
 // artifact the device runs: the periodic list check reports it once
-// ("refused", "revoked: <advisory>") and the module keeps running.
+// ("revocation-seen", "revoked: <advisory>") and the module keeps running.
 func TestRunningArtifactRevokedLaterIsReported(t *testing.T) {
 	cb := newCertBed(t)
 	a := cb.device(t, "dev-cert-10")
@@ -376,8 +376,8 @@ func TestRunningArtifactRevokedLaterIsReported(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reportSaying(t, cb.b, a, "dev-cert-10", "refused", "revoked: GO-2026-0010")
-	if n := countSaying(cb.b, "dev-cert-10", "refused", "revoked: GO-2026-0010"); n != 1 {
+	reportSaying(t, cb.b, a, "dev-cert-10", "revocation-seen", "revoked: GO-2026-0010")
+	if n := countSaying(cb.b, "dev-cert-10", "revocation-seen", "revoked: GO-2026-0010"); n != 1 {
 		t.Fatalf("the revocation of the running artifact was reported %d times, want once", n)
 	}
 	if got := testbed.Installed(t, a); got != r.SHA256 || a.ModulePID() == 0 {
@@ -578,6 +578,6 @@ func TestRunningAgentSeesARevocationOfWhatItRuns(t *testing.T) {
 	testbed.WaitFor(t, 20*time.Second, "v1 committed", func() bool { return hasState(cb.b, "dev-cert-16", "committed") })
 	cb.push(t, 2, revocation(r.SHA256, "GO-2026-0016"))
 	testbed.WaitFor(t, 20*time.Second, "the revocation of the running artifact reported", func() bool {
-		return countSaying(cb.b, "dev-cert-16", "refused", "revoked: GO-2026-0016") == 1
+		return countSaying(cb.b, "dev-cert-16", "revocation-seen", "revoked: GO-2026-0016") == 1
 	})
 }

@@ -20,6 +20,8 @@
 //	module-data/         the module's data directory under a profile (owned by its uid)
 //	health.out           output of the last health command
 //	deadletter.jsonl     reports the server refused (bounded; see DESIGN.md)
+//	modules/<name>/      with config "modules": each module's slots/, download/,
+//	                     module.log, module-data/ and health.out (module.go)
 package agent
 
 import (
@@ -107,14 +109,19 @@ type User struct {
 
 // Config is the agent's configuration file.
 type Config struct {
-	DeviceID     string   `json:"device_id"`
-	HardwareID   string   `json:"hardware_id"`
-	ServerURL    string   `json:"server_url"`
-	DataDir      string   `json:"data_dir"`
-	ImageRoot    string   `json:"image_root"`    // pinned image root.json
-	DirectorRoot string   `json:"director_root"` // pinned director root.json
-	EnrollToken  string   `json:"enroll_token,omitempty"`
+	DeviceID     string `json:"device_id"`
+	HardwareID   string `json:"hardware_id"`
+	ServerURL    string `json:"server_url"`
+	DataDir      string `json:"data_dir"`
+	ImageRoot    string `json:"image_root"`    // pinned image root.json
+	DirectorRoot string `json:"director_root"` // pinned director root.json
+	EnrollToken  string `json:"enroll_token,omitempty"`
+	// Module is the one module of a device that runs one; Modules, the
+	// modules of a device that runs several (exactly one of the two). A
+	// single module keeps the data directory's original layout; each of
+	// several has its own tree DATA_DIR/modules/<name>/.
 	Module       Module   `json:"module"`
+	Modules      []Module `json:"modules,omitempty"`
 	PollInterval Duration `json:"poll_interval,omitempty"` // default 30s; jittered ±20%
 	MaxBoots     int      `json:"max_boots,omitempty"`     // boot attempts of a new slot before rollback; default 3
 	MinRate      int64    `json:"min_rate,omitempty"`      // bytes/s below which a download is aborted; default 4096
@@ -145,8 +152,11 @@ type Config struct {
 	// CertifierLogURL, optional, is the certifier's transparency log
 	// (".../log" of certd): consistency proofs between the checkpoint the
 	// device recorded and a newer receipt's are fetched from it (and
-	// verified). Without it only receipts of the recorded tree size pass
-	// (a newer one is refused as transient: see DESIGN.md).
+	// verified). Without it they are fetched from the OTA server's mirror
+	// of the certifier's log (GET /v1/devices/{device}/log/proof/consistency,
+	// verified the same way); a server that follows no certifier has none,
+	// and then only receipts of the recorded tree size pass (a newer one is
+	// refused as transient: see DESIGN.md).
 	CertifierLogURL string `json:"certifier_log_url,omitempty"`
 	// RevocationsInterval is how often the running agent fetches the
 	// revocation list (besides every full refresh); default 5m.
@@ -154,6 +164,58 @@ type Config struct {
 	// SandboxHelper is the executable started as the sandbox helper
 	// (sandbox.HelperArg); default: this program (os.Executable).
 	SandboxHelper string `json:"sandbox_helper,omitempty"`
+	// Nudge, default true, long-polls the server's nudge channel so that
+	// a new revocation list or deployment is acted on at once (a nudge
+	// carries nothing the device trusts: it only refreshes sooner).
+	Nudge *bool `json:"nudge,omitempty"`
+	// RevocationsStale is what the device does when it cannot get a
+	// fresh revocation list for longer than grace past the last list's
+	// expiry: "keep" running (default) or "degrade" every module.
+	RevocationsStale *StalePolicy `json:"revocations_stale,omitempty"`
+}
+
+// StalePolicy is the stale revocation list policy.
+type StalePolicy struct {
+	Policy string   `json:"policy"`
+	Grace  Duration `json:"grace,omitempty"`
+}
+
+// Stale list policies.
+const (
+	StaleKeep    = "keep"
+	StaleDegrade = "degrade"
+)
+
+// MaxModules bounds the modules of one device.
+const MaxModules = 16
+
+// ModuleList is the configured modules: Module alone, or Modules.
+func (c *Config) ModuleList() []*Module {
+	if len(c.Modules) == 0 {
+		return []*Module{&c.Module}
+	}
+	out := make([]*Module, len(c.Modules))
+	for i := range c.Modules {
+		out[i] = &c.Modules[i]
+	}
+	return out
+}
+
+// nudgeOn says whether the nudge channel is used.
+func (c *Config) nudgeOn() bool { return c.Nudge == nil || *c.Nudge }
+
+// stalePolicy is the configured stale list policy with its defaults.
+func (c *Config) stalePolicy() StalePolicy {
+	p := StalePolicy{Policy: StaleKeep, Grace: Duration(24 * time.Hour)}
+	if c.RevocationsStale != nil {
+		if c.RevocationsStale.Policy != "" {
+			p.Policy = c.RevocationsStale.Policy
+		}
+		if c.RevocationsStale.Grace > 0 {
+			p.Grace = c.RevocationsStale.Grace
+		}
+	}
+	return p
 }
 
 // MaxConfigSize bounds the configuration file.
@@ -204,8 +266,35 @@ func (c *Config) Validate() error {
 		}
 		return err
 	}
-	if !tufrepo.ValidIdent(c.Module.Name) || len(c.Module.Command) == 0 {
-		return fmt.Errorf("module.name and module.command are required")
+	if len(c.Modules) == 0 {
+		if !tufrepo.ValidIdent(c.Module.Name) || len(c.Module.Command) == 0 {
+			return fmt.Errorf("module.name and module.command are required")
+		}
+	} else {
+		if c.Module.Name != "" || len(c.Module.Command) > 0 {
+			return fmt.Errorf("set either module or modules, not both")
+		}
+		if len(c.Modules) > MaxModules {
+			return fmt.Errorf("modules: %d modules, at most %d", len(c.Modules), MaxModules)
+		}
+		seen := map[string]bool{}
+		for i, m := range c.Modules {
+			if !tufrepo.ValidIdent(m.Name) || len(m.Command) == 0 {
+				return fmt.Errorf("modules[%d]: name and command are required", i)
+			}
+			if seen[m.Name] {
+				return fmt.Errorf("modules[%d]: module %s is listed twice", i, m.Name)
+			}
+			seen[m.Name] = true
+		}
+	}
+	if p := c.RevocationsStale; p != nil {
+		if p.Policy != "" && p.Policy != StaleKeep && p.Policy != StaleDegrade {
+			return fmt.Errorf("revocations_stale.policy %q: must be %q or %q", p.Policy, StaleKeep, StaleDegrade)
+		}
+		if p.Grace < 0 {
+			return fmt.Errorf("revocations_stale.grace must not be negative")
+		}
 	}
 	for _, p := range []*string{&c.DataDir, &c.ImageRoot, &c.DirectorRoot} {
 		abs, err := filepath.Abs(*p) // a configuration made in code: against the working directory, once
@@ -250,15 +339,24 @@ func (c *Config) Validate() error {
 		}
 		c.CertifierRoot = abs
 	}
-	for name, p := range map[string]*sandbox.Profile{"module.profile": c.Module.Profile, "module.degraded": c.Module.Degraded} {
-		if p != nil {
-			if err := p.Validate(); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+	for _, m := range c.ModuleList() {
+		prefix := "module"
+		if len(c.Modules) > 0 {
+			prefix = "modules[" + m.Name + "]"
+		}
+		for name, p := range map[string]*sandbox.Profile{prefix + ".profile": m.Profile, prefix + ".degraded": m.Degraded} {
+			if p != nil {
+				if err := p.Validate(); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
 			}
 		}
-	}
-	if u := c.Module.DegradedUser; u != nil && (u.UID == 0 || u.GID == 0) {
-		return fmt.Errorf("module.degraded_user: uid and gid must be non-zero")
+		if u := m.DegradedUser; u != nil && (u.UID == 0 || u.GID == 0) {
+			return fmt.Errorf("%s.degraded_user: uid and gid must be non-zero", prefix)
+		}
+		if m.Health.Timeout <= 0 {
+			m.Health.Timeout = Duration(30 * time.Second)
+		}
 	}
 	if c.SandboxHelper == "" {
 		exe, err := os.Executable()
@@ -269,9 +367,6 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.SandboxHelper) {
 		return fmt.Errorf("sandbox_helper %q: must be an absolute path", c.SandboxHelper)
-	}
-	if c.Module.Health.Timeout <= 0 {
-		c.Module.Health.Timeout = Duration(30 * time.Second)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ import (
 // could be the newest refusal, so a bad release was retried in a loop).
 func TestRefusedSetEvictsTheOldest(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "state.json")
-	st := persisted{Refused: map[string]refusal{}}
+	st := persisted{modState: modState{Refused: map[string]refusal{}}}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range maxRefused + 1 {
 		st.Refused[fmt.Sprintf("%064x", i)] = refusal{Why: "bad", At: t0.Add(time.Duration(i) * time.Second)}

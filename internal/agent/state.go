@@ -11,11 +11,25 @@ import (
 
 	"github.com/ztota/ztota/internal/boundedfile"
 	"github.com/ztota/ztota/internal/keys"
+	"github.com/ztota/ztota/internal/tufrepo"
 )
 
-// persisted is the agent's small state file.
+// persisted is the agent's small state file. A device running one module
+// (config "module") keeps that module's state in the top-level fields, as
+// before; a device running several (config "modules") keeps each one's
+// under "modules". The report sequence number is the device's.
 type persisted struct {
 	Seq uint64 `json:"seq"`
+	modState
+	Modules map[string]*modState `json:"modules,omitempty"`
+	// StaleSince, when set, says every module runs degraded because no
+	// fresh revocation list could be had for longer than the grace of the
+	// "degrade" stale policy (since then).
+	StaleSince *time.Time `json:"stale_since,omitempty"`
+}
+
+// modState is the persisted state of one module.
+type modState struct {
 	// Floor is the lowest release counter the module may move to
 	// (anti-rollback): the counter of the last committed release. The
 	// committed slot's own counter (written atomically with the commit by
@@ -29,23 +43,30 @@ type persisted struct {
 	// installed), so that an assignment of bytes the device already runs
 	// is answered once.
 	Announced string `json:"announced,omitempty"`
-	// Mitigation, when set, says the module runs degraded: the
-	// certifier's signed revocation list revokes the artifact it runs.
-	// A restarted agent starts that artifact degraded again; a committed
-	// release with another digest clears it.
+	// Mitigation, when set, says the module runs degraded or on its
+	// backup: the certifier's signed revocation list revokes the artifact
+	// it ran (SHA256). A restarted agent keeps that mode; a committed
+	// release with another digest than the revoked one and the backup
+	// clears it.
 	Mitigation *mitigation `json:"mitigation,omitempty"`
+	// Profiles are the integrator-signed privilege profiles of the
+	// releases in the module's slots, by artifact sha256 (at most a few).
+	Profiles map[string]*tufrepo.Profiles `json:"profiles,omitempty"`
 }
 
 // Modes of the module.
 const (
 	ModeNormal   = "normal"
 	ModeDegraded = "degraded"
+	ModeBackup   = "backup"
 )
 
 // mitigation is the persisted mode of the module.
 type mitigation struct {
-	Mode       string    `json:"mode"`
-	SHA256     string    `json:"sha256"`
+	Mode   string `json:"mode"`
+	SHA256 string `json:"sha256"`
+	// Backup is the sha256 of the pre-designated backup (mode backup).
+	Backup     string    `json:"backup,omitempty"`
 	Advisories []string  `json:"advisories"`
 	List       int64     `json:"list_version"`
 	Since      time.Time `json:"since"`
@@ -75,7 +96,7 @@ const (
 )
 
 func loadState(path string) (persisted, error) {
-	st := persisted{Refused: map[string]refusal{}}
+	st := persisted{modState: modState{Refused: map[string]refusal{}}}
 	data, err := boundedfile.Read(path, maxStateSize)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -92,6 +113,15 @@ func loadState(path string) (persisted, error) {
 	}
 	if st.Refused == nil {
 		st.Refused = map[string]refusal{}
+	}
+	for name, m := range st.Modules {
+		if m == nil {
+			m = &modState{}
+			st.Modules[name] = m
+		}
+		if m.Refused == nil {
+			m.Refused = map[string]refusal{}
+		}
 	}
 	return st, nil
 }
@@ -120,6 +150,9 @@ func evictRefused(m map[string]refusal) {
 
 func saveState(path string, st persisted) error {
 	evictRefused(st.Refused)
+	for _, m := range st.Modules {
+		evictRefused(m.Refused)
+	}
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 type confine struct {
 	profile *sandbox.Profile
 	helper  string
+	stale   bool // degraded by the stale list policy
 }
 
 // process is a running module.

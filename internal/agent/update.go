@@ -150,8 +150,8 @@ func (a *Agent) Refresh(ctx context.Context) ([]Candidate, error) {
 
 // pruneDownloads removes downloads other than keep (left behind by a
 // crash between switching slots and cleaning up, or by an abandoned update).
-func (a *Agent) pruneDownloads(keep string) {
-	dir := filepath.Join(a.cfg.DataDir, "download")
+func (a *Agent) pruneDownloads(m *module, keep string) {
+	dir := m.downloadDir()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -167,20 +167,20 @@ func (a *Agent) pruneDownloads(keep string) {
 // and its hardware, of the configured module, not larger than allowed, not
 // older than what runs (release counter), and the two repositories must
 // give it the same length and sha256.
-func (a *Agent) checkPolicy(ctx context.Context, c Candidate) error {
+func (a *Agent) checkPolicy(ctx context.Context, m *module, c Candidate) error {
 	if c.Director.DeviceID != a.cfg.DeviceID {
 		return fmt.Errorf("%w: %s is assigned to device %s, not %s", ErrRefused, c.Path, c.Director.DeviceID, a.cfg.DeviceID)
 	}
 	if c.Director.HardwareID != a.cfg.HardwareID || !c.Image.Supports(a.cfg.HardwareID) {
 		return fmt.Errorf("%w: %s is for hardware %v, this device is %s", ErrRefused, c.Path, c.Image.HardwareIDs, a.cfg.HardwareID)
 	}
-	if c.Image.Module != a.cfg.Module.Name {
-		return fmt.Errorf("%w: %s is for module %s, this agent runs %s", ErrRefused, c.Path, c.Image.Module, a.cfg.Module.Name)
+	if c.Image.Module != m.name() {
+		return fmt.Errorf("%w: %s is for module %s, not %s", ErrRefused, c.Path, c.Image.Module, m.name())
 	}
 	if c.Info.Length > a.cfg.MaxArtifact {
 		return fmt.Errorf("%w: %s is %d bytes, above this device's limit of %d", ErrRefused, c.Path, c.Info.Length, a.cfg.MaxArtifact)
 	}
-	floor, err := a.floor(ctx)
+	floor, err := a.floor(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -194,17 +194,18 @@ func (a *Agent) checkPolicy(ctx context.Context, c Candidate) error {
 // the committed slot's release counter (the slot state is written
 // atomically with the commit, so a crash or a failed save of state.json
 // after a commit cannot lower it).
-func (a *Agent) floor(ctx context.Context) (uint64, error) {
-	st, err := a.slots.State(ctx)
+func (a *Agent) floor(ctx context.Context, m *module) (uint64, error) {
+	st, err := m.slots.State(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reading the slot state for the release counter floor: %w", err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if m, ok := st.Slots[st.Active]; ok && st.Active != "" && m.ReleaseCounter > a.st.Floor {
-		a.st.Floor = m.ReleaseCounter
+	ms := a.ms(m)
+	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.ReleaseCounter > ms.Floor {
+		ms.Floor = cur.ReleaseCounter
 	}
-	return a.st.Floor, nil
+	return ms.Floor, nil
 }
 
 // crossCheck compares, itself, the length and sha256 that the image
@@ -237,13 +238,17 @@ func (a *Agent) crossCheck(c Candidate) error {
 }
 
 // Cycle is one check-in: refresh if anything changed, and install what the
-// director assigns if the device's policy accepts it.
+// director assigns to each module if the device's policy accepts it.
 func (a *Agent) Cycle(ctx context.Context) error {
 	changed, seen, err := a.checkIn(ctx)
 	if err != nil {
 		return err
 	}
-	if !changed && !a.retry && !a.activeBad && time.Since(a.lastFull) < time.Duration(a.cfg.FullRefresh) {
+	bad := false
+	for _, m := range a.mods {
+		bad = bad || m.activeBad
+	}
+	if !changed && !a.retry && !bad && time.Since(a.lastFull) < time.Duration(a.cfg.FullRefresh) {
 		return nil
 	}
 	a.retry = false
@@ -275,67 +280,106 @@ func (a *Agent) Cycle(ctx context.Context) error {
 			a.log.Warn("revocation list", "err", err)
 		}
 	}
-	// Targets for this module are ours to act on; a target addressed to
-	// another device is kept too, so that checkPolicy refuses it loudly.
-	var mine []Candidate
+	// Each target goes to the module its image metadata names; a target
+	// addressed to another device goes to every module, so that
+	// checkPolicy refuses it loudly; a target for a module this agent
+	// does not supervise is refused and reported.
+	mine := map[*module][]Candidate{}
+	var errs []error
 	for _, c := range cands {
-		if c.Image.Module == a.cfg.Module.Name || c.Director.DeviceID != a.cfg.DeviceID {
-			mine = append(mine, c)
+		if c.Director.DeviceID != a.cfg.DeviceID {
+			for _, m := range a.mods {
+				mine[m] = append(mine[m], c)
+			}
+			continue
+		}
+		m := a.byName[c.Image.Module]
+		if m == nil {
+			errs = append(errs, a.refuseUnknown(ctx, c))
+			continue
+		}
+		mine[m] = append(mine[m], c)
+	}
+	for _, m := range a.mods {
+		if err := a.cycleModule(ctx, m, mine[m]); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// refuseUnknown refuses a target for a module this agent does not
+// supervise, reporting it once per assignment.
+func (a *Agent) refuseUnknown(ctx context.Context, c Candidate) error {
+	err := fmt.Errorf("%w: %s is for module %s, which this device does not run", ErrRefused, c.Path, c.Image.Module)
+	key := announceKey(c)
+	if a.unknownSeen[key] {
+		return nil
+	}
+	a.unknownSeen[key] = true
+	x := reportExtra{}
+	if tufrepo.ValidIdent(c.Image.Module) {
+		x.module = c.Image.Module
+	}
+	a.reportX(ctx, x, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+	return err
+}
+
+// cycleModule acts on the targets the director assigns to module m.
+func (a *Agent) cycleModule(ctx context.Context, m *module, mine []Candidate) error {
 	if len(mine) == 0 {
 		return nil
 	}
 	if len(mine) > 1 {
-		err := fmt.Errorf("%w: director lists %d targets for module %s", ErrRefused, len(mine), a.cfg.Module.Name)
-		a.reportOnce(ctx, report.StateRefused, "", "", err.Error())
+		err := fmt.Errorf("%w: director lists %d targets for module %s", ErrRefused, len(mine), m.name())
+		a.mreportOnce(ctx, m, report.StateRefused, "", "", err.Error())
 		return err
 	}
 	c := mine[0]
-	st, err := a.slots.State(ctx)
+	st, err := m.slots.State(ctx)
 	if err != nil {
 		return err
 	}
-	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.SHA256 == c.SHA256 && !a.activeBad {
-		a.lastErr = ""
-		a.pruneDownloads("")
-		a.clearFailures()
-		if err := a.checkPolicy(ctx, c); err != nil {
+	if cur, ok := st.Slots[st.Active]; ok && st.Active != "" && cur.SHA256 == c.SHA256 && !m.activeBad {
+		m.lastErr = ""
+		a.pruneDownloads(m, "")
+		m.clearFailures()
+		if err := a.checkPolicy(ctx, m, c); err != nil {
 			// The running bytes under a name this device's policy refuses
 			// (another hardware, a lower release counter): answer the
 			// deployment, but the bytes themselves stay trusted.
 			if classify(err) != classFinal {
 				return err
 			}
-			if key := announceKey(c); c.Director.Deployment != "" && a.answered() != key {
-				a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
-				if serr := a.setAnnounced(key); serr != nil {
+			if key := announceKey(c); c.Director.Deployment != "" && a.answered(m) != key {
+				a.mreport(ctx, m, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+				if serr := a.setAnnounced(m, key); serr != nil {
 					return serr
 				}
 				return err
 			}
 			return nil
 		}
-		return a.announce(ctx, c, cur)
+		return a.announce(ctx, m, c, cur)
 	}
 	a.mu.Lock()
-	why, refused := a.st.Refused[c.SHA256]
+	why, refused := a.ms(m).Refused[c.SHA256]
 	a.mu.Unlock()
 	if refused {
 		// Not retried; but every assignment gets an answer, so that a
 		// deployment of a release refused before ends.
-		a.log.Debug("target was refused before; not retrying", "target", c.Path, "why", why.Why)
-		if key := announceKey(c); c.Director.Deployment != "" && a.answered() != key {
-			a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, "refused before: "+why.Why)
-			return a.setAnnounced(key)
+		a.log.Debug("target was refused before; not retrying", "module", m.name(), "target", c.Path, "why", why.Why)
+		if key := announceKey(c); c.Director.Deployment != "" && a.answered(m) != key {
+			a.mreport(ctx, m, report.StateRefused, c.Path, c.Image.Version, 0, "refused before: "+why.Why)
+			return a.setAnnounced(m, key)
 		}
 		return nil
 	}
-	if err := a.checkPolicy(ctx, c); err != nil {
+	if err := a.checkPolicy(ctx, m, c); err != nil {
 		if classify(err) != classFinal {
 			return err
 		}
-		a.refuse(ctx, c, err)
+		a.refuse(ctx, m, c, err)
 		return err
 	}
 	// Certification, before any byte is downloaded (cert.go).
@@ -344,13 +388,13 @@ func (a *Agent) Cycle(ctx context.Context) error {
 			return err
 		}
 		if classify(err) == classFinal {
-			a.refuse(ctx, c, err)
+			a.refuse(ctx, m, c, err)
 			return err
 		}
-		return a.transient(ctx, c, report.StateVerifying, err, certAttempts(err))
+		return a.transient(ctx, m, c, report.StateVerifying, err, certAttempts(err))
 	}
-	a.lastErr = ""
-	return a.install(ctx, c)
+	m.lastErr = ""
+	return a.install(ctx, m, c, true)
 }
 
 // announceKey names one assignment: the deployment and the target.
@@ -362,29 +406,29 @@ func announceKey(c Candidate) string { return c.Director.Deployment + " " + c.Pa
 // deployment of the same bytes under a new name, or of the release the
 // device runs, completes. An assignment outside any deployment (the
 // server pointing the device back at what it runs) needs no answer.
-func (a *Agent) announce(ctx context.Context, c Candidate, cur slot.Meta) error {
+func (a *Agent) announce(ctx context.Context, m *module, c Candidate, cur slot.Meta) error {
 	key := announceKey(c)
-	if c.Director.Deployment == "" || a.answered() == key {
+	if c.Director.Deployment == "" || a.answered(m) == key {
 		return nil // no deployment waits for an answer, or it has one
 	}
 	detail := ""
 	if cur.Target != c.Path {
 		detail = "already running these bytes, installed as " + cur.Target
 	}
-	a.report(ctx, report.StateCommitted, c.Path, c.Image.Version, 0, detail)
-	return a.setAnnounced(key)
+	a.mreport(ctx, m, report.StateCommitted, c.Path, c.Image.Version, 0, detail)
+	return a.setAnnounced(m, key)
 }
 
 // answered is the last assignment the device answered (announceKey).
-func (a *Agent) answered() string {
+func (a *Agent) answered(m *module) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.st.Announced
+	return a.ms(m).Announced
 }
 
-func (a *Agent) setAnnounced(key string) error {
+func (a *Agent) setAnnounced(m *module, key string) error {
 	a.mu.Lock()
-	a.st.Announced = key
+	a.ms(m).Announced = key
 	err := saveState(a.statePath(), a.st)
 	a.mu.Unlock()
 	if err != nil {
@@ -403,19 +447,28 @@ func (a *Agent) reportOnce(ctx context.Context, st report.State, target, version
 	a.report(ctx, st, target, version, 0, detail)
 }
 
+// mreportOnce is reportOnce for a report about module m.
+func (a *Agent) mreportOnce(ctx context.Context, m *module, st report.State, target, version, detail string) {
+	if detail == m.lastErr {
+		return
+	}
+	m.lastErr = detail
+	a.mreport(ctx, m, st, target, version, 0, detail)
+}
+
 // refuse records a final verdict on c and reports it.
-func (a *Agent) refuse(ctx context.Context, c Candidate, err error) {
-	a.markRefused(c.SHA256, err.Error())
-	a.report(ctx, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
-	if err := a.setAnnounced(announceKey(c)); err != nil {
+func (a *Agent) refuse(ctx context.Context, m *module, c Candidate, err error) {
+	a.markRefused(m, c.SHA256, err.Error())
+	a.mreport(ctx, m, report.StateRefused, c.Path, c.Image.Version, 0, err.Error())
+	if err := a.setAnnounced(m, announceKey(c)); err != nil {
 		a.log.Error("saving state", "err", err)
 	}
 }
 
 // clearFailures forgets a run of transient failures (the release
 // installed, or another one is assigned).
-func (a *Agent) clearFailures() {
-	a.failSHA, a.fails, a.failRuns, a.retryAt = "", 0, 0, time.Time{}
+func (m *module) clearFailures() {
+	m.failSHA, m.fails, m.failRuns, m.retryAt = "", 0, 0, time.Time{}
 }
 
 // transient handles a transient failure of step while installing c: the
@@ -426,25 +479,25 @@ func (a *Agent) clearFailures() {
 // progress state with the reason. A cancelled context (the agent is
 // stopping) is neither counted nor reported. n is how many attempts err
 // stands for.
-func (a *Agent) transient(ctx context.Context, c Candidate, step report.State, err error, n int) error {
+func (a *Agent) transient(ctx context.Context, m *module, c Candidate, step report.State, err error, n int) error {
 	if ctx.Err() != nil {
 		return err
 	}
 	a.retry = true
-	if a.failSHA != c.SHA256 {
-		a.clearFailures()
-		a.failSHA = c.SHA256
+	if m.failSHA != c.SHA256 {
+		m.clearFailures()
+		m.failSHA = c.SHA256
 	}
-	a.fails += n
-	a.failRuns++
-	wait := backoff(a.failRuns)
-	a.retryAt = time.Now().Add(wait)
+	m.fails += n
+	m.failRuns++
+	wait := backoff(m.failRuns)
+	m.retryAt = time.Now().Add(wait)
 	err = fmt.Errorf("will retry: %w", err)
-	a.log.Warn("update step failed; retrying later", "target", c.Path, "step", step, "attempts", a.fails, "in", wait.Round(time.Second), "err", err)
-	if a.fails >= failedAfter {
-		a.report(ctx, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
+	a.log.Warn("update step failed; retrying later", "module", m.name(), "target", c.Path, "step", step, "attempts", m.fails, "in", wait.Round(time.Second), "err", err)
+	if m.fails >= failedAfter {
+		a.mreport(ctx, m, report.StateFailed, c.Path, c.Image.Version, 0, err.Error())
 	} else {
-		a.report(ctx, step, c.Path, c.Image.Version, 0, err.Error())
+		a.mreport(ctx, m, step, c.Path, c.Image.Version, 0, err.Error())
 	}
 	return err
 }
@@ -467,13 +520,15 @@ func downloadAttempts(err error) int {
 // install downloads, verifies and stages c, then switches to it. Every
 // failure is classified (classify): final verdicts are refused for good,
 // anything else is retried.
-func (a *Agent) install(ctx context.Context, c Candidate) error {
-	a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, 0, "")
-	dl := filepath.Join(a.cfg.DataDir, "download", c.SHA256)
-	a.pruneDownloads(c.SHA256)
+// announce: the assignment is recorded as answered (not for a backup,
+// which no deployment assigned).
+func (a *Agent) install(ctx context.Context, m *module, c Candidate, announce bool) error {
+	a.mreport(ctx, m, report.StateDownloading, c.Path, c.Image.Version, 0, "")
+	dl := filepath.Join(m.downloadDir(), c.SHA256)
+	a.pruneDownloads(m, c.SHA256)
 	f, err := os.OpenFile(dl, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return a.transient(ctx, c, report.StateDownloading, fmt.Errorf("download: %w", err), failedAfter)
+		return a.transient(ctx, m, c, report.StateDownloading, fmt.Errorf("download: %w", err), failedAfter)
 	}
 	defer f.Close()
 	sha, _ := hex.DecodeString(c.SHA256)
@@ -486,7 +541,7 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 	}
 	need := uint64(c.Info.Length-held) + uint64(c.Info.Length) + 1<<20
 	if err := diskspace.Check(a.freeSpace, a.cfg.DataDir, need); err != nil {
-		return a.transient(ctx, c, report.StateDownloading, err, failedAfter)
+		return a.transient(ctx, m, c, report.StateDownloading, err, failedAfter)
 	}
 	dir, base := path.Split(c.Path)
 	mirror := a.server() + "/image/targets/" + dir + c.SHA256 + "." + base
@@ -504,57 +559,59 @@ func (a *Agent) install(ctx context.Context, c Candidate) error {
 			pct := int(done * 100 / total)
 			if pct >= lastPct+25 && pct < 100 {
 				lastPct = pct - pct%25
-				a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, lastPct, "")
+				a.mreport(ctx, m, report.StateDownloading, c.Path, c.Image.Version, lastPct, "")
 			}
 		},
 	})
 	if err != nil {
 		err = fmt.Errorf("download: %w", err)
 		if classify(err) == classFinal {
-			a.refuse(ctx, c, err)
+			a.refuse(ctx, m, c, err)
 			os.Remove(dl)
 			return err
 		}
 		if wrongBytes(err) {
 			f.Truncate(0) // proven wrong: the next attempt starts from zero
 		}
-		return a.transient(ctx, c, report.StateDownloading, err, downloadAttempts(err))
+		return a.transient(ctx, m, c, report.StateDownloading, err, downloadAttempts(err))
 	}
-	a.report(ctx, report.StateDownloading, c.Path, c.Image.Version, 100, "")
+	a.mreport(ctx, m, report.StateDownloading, c.Path, c.Image.Version, 100, "")
 	a.haltAt(StepDownloaded)
-	a.report(ctx, report.StateVerifying, c.Path, c.Image.Version, 0, "")
+	a.mreport(ctx, m, report.StateVerifying, c.Path, c.Image.Version, 0, "")
 	// Re-verify from the same open file: what is staged is what was checked.
 	if err := fetch.HashFile(ctx, f, want); err != nil {
 		f.Truncate(0)
-		return a.transient(ctx, c, report.StateVerifying, fmt.Errorf("verify: %w", err), failedAfter)
+		return a.transient(ctx, m, c, report.StateVerifying, fmt.Errorf("verify: %w", err), failedAfter)
 	}
-	a.report(ctx, report.StateInstalling, c.Path, c.Image.Version, 0, "")
+	a.mreport(ctx, m, report.StateInstalling, c.Path, c.Image.Version, 0, "")
 	meta := slot.Meta{Target: c.Path, Name: c.Image.Name, Version: c.Image.Version, ReleaseCounter: c.Image.ReleaseCounter,
 		SHA256: c.SHA256, Length: c.Info.Length, InstalledAt: time.Now().UTC()}
-	if err := a.slots.Stage(ctx, f, meta); err != nil {
+	if err := m.slots.Stage(ctx, f, meta); err != nil {
 		err = fmt.Errorf("install: %w", err)
 		if classify(err) == classFinal {
-			a.refuse(ctx, c, err)
+			a.refuse(ctx, m, c, err)
 			os.Remove(dl)
 			return err
 		}
 		if wrongBytes(err) {
 			f.Truncate(0)
 		}
-		return a.transient(ctx, c, report.StateInstalling, err, failedAfter)
+		return a.transient(ctx, m, c, report.StateInstalling, err, failedAfter)
 	}
 	a.haltAt(StepStaged)
-	if err := a.slots.SetPending(ctx); err != nil {
-		return a.transient(ctx, c, report.StateInstalling, fmt.Errorf("switch: %w", err), failedAfter)
+	if err := m.slots.SetPending(ctx); err != nil {
+		return a.transient(ctx, m, c, report.StateInstalling, fmt.Errorf("switch: %w", err), failedAfter)
 	}
 	a.haltAt(StepPending)
-	a.clearFailures()
-	if err := a.setAnnounced(announceKey(c)); err != nil {
-		a.log.Error("saving state", "err", err)
+	m.clearFailures()
+	if announce {
+		if err := a.setAnnounced(m, announceKey(c)); err != nil {
+			a.log.Error("saving state", "err", err)
+		}
 	}
+	a.setProfiles(m, c)
 	os.Remove(dl)
-	a.report(ctx, report.StateRestarting, c.Path, c.Image.Version, 0, "")
-	a.proc.stop(5 * time.Second)
-	a.setProc(nil, "")
-	return a.boot(ctx)
+	a.mreport(ctx, m, report.StateRestarting, c.Path, c.Image.Version, 0, "")
+	a.stopModule(m)
+	return a.boot(ctx, m)
 }

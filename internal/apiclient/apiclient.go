@@ -168,7 +168,7 @@ func (c *Client) Devices(ctx context.Context, group string) ([]store.Device, err
 	var out []store.Device
 	q := ""
 	if group != "" {
-		q = "?group=" + group
+		q = "?group=" + url.QueryEscape(group)
 	}
 	err := c.do(ctx, http.MethodGet, "/v1/devices"+q, nil, -1, &out)
 	return out, err

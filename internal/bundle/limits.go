@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 )
@@ -32,21 +33,11 @@ func (l Limits) withDefaults() (Limits, error) {
 		return l, fmt.Errorf("bundle: negative limit in %+v: use zero for the default", l)
 	}
 	d := DefaultLimits
-	if l.MaxFiles == 0 {
-		l.MaxFiles = d.MaxFiles
-	}
-	if l.MaxTotalBytes == 0 {
-		l.MaxTotalBytes = d.MaxTotalBytes
-	}
-	if l.MaxFileBytes == 0 {
-		l.MaxFileBytes = d.MaxFileBytes
-	}
-	if l.MaxPathLen == 0 {
-		l.MaxPathLen = d.MaxPathLen
-	}
-	if l.MaxDepth == 0 {
-		l.MaxDepth = d.MaxDepth
-	}
+	l.MaxFiles = cmp.Or(l.MaxFiles, d.MaxFiles)
+	l.MaxTotalBytes = cmp.Or(l.MaxTotalBytes, d.MaxTotalBytes)
+	l.MaxFileBytes = cmp.Or(l.MaxFileBytes, d.MaxFileBytes)
+	l.MaxPathLen = cmp.Or(l.MaxPathLen, d.MaxPathLen)
+	l.MaxDepth = cmp.Or(l.MaxDepth, d.MaxDepth)
 	return l, nil
 }
 

@@ -17,9 +17,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ztota/ztota/internal/agent"
+	"github.com/ztota/ztota/internal/boundedfile"
 	"github.com/ztota/ztota/internal/demo"
 	"github.com/ztota/ztota/internal/keyset"
 	"github.com/ztota/ztota/internal/release"
+	"github.com/ztota/ztota/internal/sandbox"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/tufrepo"
 )
@@ -232,6 +234,7 @@ func serverCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&certifierRoot, "certifier-root", "", "the certifier's root.json ('ztota cert fetch'): gate deployments on its certificates and revocation list")
 	c.Flags().StringVar(&cfg.CertdURL, "certd", "", "certification service whose event feed the server follows to mitigate revocations (needs --certifier-root)")
 	c.Flags().StringVar(&cfg.CertdCAFile, "certd-ca", "", "PEM CA pinned for the certification service's certificate")
+	addRepairFlags(c, &cfg)
 	return c
 }
 
@@ -266,6 +269,7 @@ func releaseCmd(g *globals) *cobra.Command {
 	var hw string
 	var counter uint64
 	var gf gateFlags
+	var normalProfile, degradedProfile string
 	c := &cobra.Command{
 		Use:   "release ARTIFACT --name N --version V --counter C --hardware H[,H] --keys DIR [--certd URL | --certificate BUNDLE]",
 		Short: "Sign an artifact into the image repository (offline targets key) and upload it",
@@ -278,6 +282,9 @@ func releaseCmd(g *globals) *cobra.Command {
 			o.Artifact = args[0]
 			o.Meta.ReleaseCounter = counter
 			o.Meta.HardwareIDs = splitList(hw)
+			if o.Meta.Profiles, err = loadProfiles(normalProfile, degradedProfile); err != nil {
+				return err
+			}
 			if o.Certificate, err = gf.bundle(cmd.Context(), g, o.Artifact, o.Meta.Name); err != nil {
 				return err
 			}
@@ -302,9 +309,39 @@ func releaseCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&o.Meta.Module, "module", "", "module the release is for (default: the name)")
 	c.Flags().StringVar(&o.Meta.ArtifactType, "type", tufrepo.ArtifactBundle, "artifact type")
 	c.Flags().StringVar(&o.KeysDir, "keys", "", "keys directory made by 'ztota keys init'")
+	c.Flags().StringVar(&o.Meta.Backup, "backup", "", "pre-designated backup: NAME@VERSION or target path of an earlier release of the same module, which devices switch to when the certifier revokes this one")
+	c.Flags().StringVar(&normalProfile, "profile", "", "JSON file: the privilege profile the module runs under (signed into the release)")
+	c.Flags().StringVar(&degradedProfile, "degraded-profile", "", "JSON file: the least-privilege profile the module keeps when revoked with no usable backup")
 	gf.add(c)
 	af.add(c)
 	return c
+}
+
+// loadProfiles reads the privilege profiles given to 'ztota release'
+// (none: nil).
+func loadProfiles(normal, degraded string) (*tufrepo.Profiles, error) {
+	if normal == "" && degraded == "" {
+		return nil, nil
+	}
+	var ps tufrepo.Profiles
+	for _, f := range []struct {
+		path string
+		dst  **sandbox.Profile
+	}{{normal, &ps.Normal}, {degraded, &ps.Degraded}} {
+		if f.path == "" {
+			continue
+		}
+		data, err := boundedfile.Read(f.path, sandbox.MaxProfileBytes)
+		if err != nil {
+			return nil, err
+		}
+		p, err := sandbox.ParseProfile(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.path, err)
+		}
+		*f.dst = &p
+	}
+	return &ps, nil
 }
 
 func splitList(s string) []string {
@@ -400,30 +437,7 @@ func deployCmd(g *globals) *cobra.Command {
 
 func devicesCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "devices", Short: "Fleet status"}
-	var af apiFlags
-	list := &cobra.Command{
-		Use: "list", Short: "List devices", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := af.client()
-			if err != nil {
-				return err
-			}
-			devs, err := api.Devices(cmd.Context(), "")
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(g.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEVICE\tHARDWARE\tSTATE\tINSTALLED\tASSIGNED\tLAST SEEN")
-			for _, d := range devs {
-				if !d.Decommissioned.IsZero() {
-					d.State = "decommissioned"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.HardwareID, d.State, d.Installed, d.Assigned, d.LastSeen.Format(time.RFC3339))
-			}
-			return tw.Flush()
-		},
-	}
-	af.add(list)
+	list := devicesListCmd(g)
 	var af2 apiFlags
 	var asJSON bool
 	hist := &cobra.Command{
@@ -448,7 +462,7 @@ func devicesCmd(g *globals) *cobra.Command {
 	}
 	af2.add(hist)
 	hist.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.AddCommand(list, hist, devicesRevokeCmd(g))
+	c.AddCommand(list, devicesShowCmd(g), hist, devicesRevokeCmd(g))
 	return c
 }
 

@@ -98,5 +98,15 @@ func historyLine(r store.Report) string {
 	if r.TimeFlag != "" {
 		flag = " [device time " + r.TimeFlag + "]"
 	}
-	return fmt.Sprintf("%s (received %s)%s #%d %-16s %s %s", r.Time.Format(time.RFC3339), r.Received.Format(time.RFC3339), flag, r.Seq, r.State, r.Target, r.Detail)
+	mod := ""
+	if r.Module != "" {
+		mod += " module=" + r.Module
+	}
+	if r.Mode != "" {
+		mod += " mode=" + r.Mode
+	}
+	if r.Advisories != "" {
+		mod += " advisories=" + r.Advisories
+	}
+	return fmt.Sprintf("%s (received %s)%s #%d %-16s%s %s %s", r.Time.Format(time.RFC3339), r.Received.Format(time.RFC3339), flag, r.Seq, r.State, mod, r.Target, r.Detail)
 }

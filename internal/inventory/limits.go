@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 )
@@ -69,30 +70,14 @@ func (l Limits) withDefaults() (Limits, error) {
 		return l, fmt.Errorf("inventory: negative limit in %+v: use zero for the default", l)
 	}
 	d := DefaultLimits()
-	if l.MaxArtifactBytes == 0 {
-		l.MaxArtifactBytes = d.MaxArtifactBytes
-	}
-	if l.MaxEntryBytes == 0 {
-		l.MaxEntryBytes = d.MaxEntryBytes
-	}
-	if l.MaxTotalBytes == 0 {
-		l.MaxTotalBytes = d.MaxTotalBytes
-	}
-	if l.MaxEntries == 0 {
-		l.MaxEntries = d.MaxEntries
-	}
-	if l.MaxComponents == 0 {
-		l.MaxComponents = d.MaxComponents
-	}
-	if l.MaxSBOMBytes == 0 {
-		l.MaxSBOMBytes = d.MaxSBOMBytes
-	}
-	if l.MaxSBOMNodes == 0 {
-		l.MaxSBOMNodes = d.MaxSBOMNodes
-	}
-	if l.MaxCompressionRatio == 0 {
-		l.MaxCompressionRatio = d.MaxCompressionRatio
-	}
+	l.MaxArtifactBytes = cmp.Or(l.MaxArtifactBytes, d.MaxArtifactBytes)
+	l.MaxEntryBytes = cmp.Or(l.MaxEntryBytes, d.MaxEntryBytes)
+	l.MaxTotalBytes = cmp.Or(l.MaxTotalBytes, d.MaxTotalBytes)
+	l.MaxEntries = cmp.Or(l.MaxEntries, d.MaxEntries)
+	l.MaxComponents = cmp.Or(l.MaxComponents, d.MaxComponents)
+	l.MaxSBOMBytes = cmp.Or(l.MaxSBOMBytes, d.MaxSBOMBytes)
+	l.MaxSBOMNodes = cmp.Or(l.MaxSBOMNodes, d.MaxSBOMNodes)
+	l.MaxCompressionRatio = cmp.Or(l.MaxCompressionRatio, d.MaxCompressionRatio)
 	return l, nil
 }
 

@@ -1,6 +1,9 @@
 package osvdb
 
-import "fmt"
+import (
+	stdcmp "cmp"
+	"fmt"
+)
 
 // Limits bounds everything Load and LoadZip take from their input. A zero
 // field takes the value from DefaultLimits; a negative field is an error.
@@ -43,17 +46,9 @@ func (l Limits) resolve() (Limits, error) {
 	if l.MaxArchiveBytes < 0 || l.MaxRecordBytes < 0 || l.MaxTotalBytes < 0 || l.MaxRecords < 0 {
 		return l, fmt.Errorf("osvdb: negative limit in %+v", l)
 	}
-	if l.MaxArchiveBytes == 0 {
-		l.MaxArchiveBytes = d.MaxArchiveBytes
-	}
-	if l.MaxRecordBytes == 0 {
-		l.MaxRecordBytes = d.MaxRecordBytes
-	}
-	if l.MaxTotalBytes == 0 {
-		l.MaxTotalBytes = d.MaxTotalBytes
-	}
-	if l.MaxRecords == 0 {
-		l.MaxRecords = d.MaxRecords
-	}
+	l.MaxArchiveBytes = stdcmp.Or(l.MaxArchiveBytes, d.MaxArchiveBytes)
+	l.MaxRecordBytes = stdcmp.Or(l.MaxRecordBytes, d.MaxRecordBytes)
+	l.MaxTotalBytes = stdcmp.Or(l.MaxTotalBytes, d.MaxTotalBytes)
+	l.MaxRecords = stdcmp.Or(l.MaxRecords, d.MaxRecords)
 	return l, nil
 }

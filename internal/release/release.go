@@ -119,6 +119,9 @@ func Publish(ctx context.Context, c *apiclient.Client, o Options) (Result, error
 		}
 		base, dropped = rec, foreign(prev, rec)
 	}
+	if o.Meta.Backup, err = resolveBackup(base, o.Meta); err != nil {
+		return Result{}, err
+	}
 	next := tufrepo.NextTargets(base, time.Now().Add(o.Expires))
 	next.Signed.Version = prev.Signed.Version + 1
 	shaBytes, _ := hex.DecodeString(sha)
@@ -154,6 +157,46 @@ func Publish(ctx context.Context, c *apiclient.Client, o Options) (Result, error
 		return Result{}, fmt.Errorf("published, but keeping a copy of the signed targets: %w", err)
 	}
 	return Result{Target: path, SHA256: sha, Length: n, TargetsVersion: next.Signed.Version, Dropped: dropped, Certificate: certNote}, nil
+}
+
+// resolveBackup turns the backup named by m.Backup (a target path, or
+// NAME@VERSION) into the target path of a release already signed into base:
+// of the same module, not this release, supporting every hardware id this
+// release supports (a device of any of them may have to switch to it).
+func resolveBackup(base *metadata.Metadata[metadata.TargetsType], m tufrepo.ImageMeta) (string, error) {
+	if m.Backup == "" {
+		return "", nil
+	}
+	self := m.Name + "@" + m.Version
+	var found []string
+	for path, tf := range base.Signed.Targets {
+		bm, err := tufrepo.ParseImageMeta(tf)
+		if err != nil {
+			continue
+		}
+		if path == m.Backup || bm.Name+"@"+bm.Version == m.Backup {
+			if bm.Name+"@"+bm.Version == self {
+				return "", fmt.Errorf("backup %s: a release cannot be its own backup", m.Backup)
+			}
+			if bm.Module != m.Module {
+				return "", fmt.Errorf("backup %s is a release of module %q, not %q: a backup must be of the same module", m.Backup, bm.Module, m.Module)
+			}
+			for _, hw := range m.HardwareIDs {
+				if !bm.Supports(hw) {
+					return "", fmt.Errorf("backup %s does not support hardware %q, which this release supports", m.Backup, hw)
+				}
+			}
+			found = append(found, path)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("backup %s: no such release in the image targets (release the backup first, then the release that designates it)", m.Backup)
+	case 1:
+		return found[0], nil
+	}
+	sort.Strings(found)
+	return "", fmt.Errorf("backup %s names several targets (%v): give the target path", m.Backup, found)
 }
 
 // verifyOwn checks that the server's current targets carry a signature by

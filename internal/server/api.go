@@ -145,6 +145,7 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, store.Report{
 			ID: rep.ID, DeviceID: rep.DeviceID, Seq: rep.Seq, Time: rep.Time, State: string(rep.State),
 			Target: rep.Target, Version: rep.Version, Progress: rep.Progress, Detail: rep.Detail,
+			Module: rep.Module, Mode: rep.Mode, Advisories: rep.Advisories,
 			Payload: sr.Payload, Sig: sr.Sig,
 		})
 	}
@@ -161,10 +162,7 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for _, rep := range added {
-			if err := store.UpdateDeviceStatusTx(r.Context(), tx, dev, rep, now); err != nil {
-				return err
-			}
-			if err := s.onReportTx(r.Context(), tx, dev, rep); err != nil {
+			if err := s.ingestReportTx(r.Context(), tx, dev, rep, now); err != nil {
 				return err
 			}
 		}
@@ -308,7 +306,11 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 			return
 		}
 		rels = append(rels, store.Release{Target: p, Name: im.Name, Version: im.Version, ReleaseCounter: im.ReleaseCounter,
-			HardwareIDs: im.HardwareIDs, Module: im.Module, SHA256: hexsha, Length: tf.Length})
+			HardwareIDs: im.HardwareIDs, Module: im.Module, SHA256: hexsha, Length: tf.Length, Backup: im.Backup})
+	}
+	if err := checkBackups(rels); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	// A running deployment's target must stay signed: without it every
 	// device of the deployment refuses its director (the repositories
@@ -341,6 +343,7 @@ func (s *Server) handlePostImageTargets(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	s.log.Info("image targets published", "version", t.Signed.Version, "targets", len(paths))
+	s.afterPublish()
 	writeJSON(w, http.StatusCreated, map[string]any{"version": t.Signed.Version, "targets": paths})
 }
 
@@ -461,24 +464,6 @@ func (s *Server) handleListReleases(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rels)
-}
-
-func (s *Server) handleListDevices(w http.ResponseWriter, r *http.Request) {
-	devs, err := s.st.Devices(r.Context(), r.URL.Query().Get("group"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, devs)
-}
-
-func (s *Server) handleGetDevice(w http.ResponseWriter, r *http.Request) {
-	d, err := s.st.Device(r.Context(), r.PathValue("device"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, d)
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {

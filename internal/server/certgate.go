@@ -73,6 +73,7 @@ func (s *Server) gateRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/revocations", s.scoped(ScopeViewer, s.handleGetRevocations))
 	mux.HandleFunc("GET /v1/devices/{device}/certificates/{sha}", s.device(0, nil, s.handleGetCertificate))
 	mux.HandleFunc("GET /v1/devices/{device}/revocations", s.device(0, nil, s.handleGetRevocations))
+	mux.HandleFunc("GET /v1/devices/{device}/log/proof/consistency", s.device(0, nil, s.handleLogProof))
 }
 
 // shaParam reads a {sha} path value: 64 lowercase hex digits.
@@ -220,6 +221,7 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("certificate stored", "artifact", sha, "certificate", stored.CertDigest, "valid_until", stored.ValidUntil)
+	s.afterCertificate(sha)
 	writeJSON(w, http.StatusOK, stored)
 }
 
@@ -261,14 +263,27 @@ func (s *Server) handlePutRevocations(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	// The server's one rule for JSON it reads: no key twice (case-folded).
-	if err := checkDuplicateKeys(body); err != nil {
-		s.fail(w, r, errorf(http.StatusBadRequest, "malformed revocation list: %v", err))
+	ans, err := s.storeRevocations(r.Context(), body)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// storeRevocations verifies a signed revocation list under the pinned
+// certifier root against the stored one (never older, drops nothing) and
+// stores it when it is newer; every device is then nudged to refresh.
+func (s *Server) storeRevocations(ctx context.Context, body []byte) (RevocationsAnswer, error) {
 	var ans RevocationsAnswer
-	err = s.st.Tx(ctx, func(tx *sql.Tx) error {
+	if len(body) > maxRevocationsBody {
+		return ans, errorf(http.StatusRequestEntityTooLarge, "revocation list of %d bytes, at most %d", len(body), maxRevocationsBody)
+	}
+	// The server's one rule for JSON it reads: no key twice (case-folded).
+	if err := checkDuplicateKeys(body); err != nil {
+		return ans, errorf(http.StatusBadRequest, "malformed revocation list: %v", err)
+	}
+	err := s.st.Tx(ctx, func(tx *sql.Tx) error {
 		prev, err := storedList(ctx, tx)
 		if err != nil {
 			return err
@@ -294,14 +309,13 @@ func (s *Server) handlePutRevocations(w http.ResponseWriter, r *http.Request) {
 			Expires: l.Expires, Stored: s.cfg.Now()})
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return RevocationsAnswer{}, err
 	}
 	if !ans.Unchanged {
 		s.log.Info("revocation list stored", "version", ans.Version, "entries", ans.Entries, "expires", ans.Expires)
 		s.NudgeAll() // every device refreshes its list now (nudge.go)
 	}
-	writeJSON(w, http.StatusOK, ans)
+	return ans, nil
 }
 
 func (s *Server) handleGetRevocations(w http.ResponseWriter, r *http.Request) {

@@ -71,43 +71,61 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		s.fail(w, r, err)
 		return
 	}
-	if err := req.Validate(); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	ctx := r.Context()
-	rel, err := s.st.Release(ctx, req.Release)
+	dep, gate, _, err := s.createDeployment(ctx, req, false, nil)
 	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	v, err := s.deploymentView(ctx, dep.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v.Gate = gate
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// errAllBusy: every device of a deployment made with skipBusy is busy.
+var errAllBusy = errorf(http.StatusConflict, "every device is still in a running deployment")
+
+// createDeployment checks req (waves, release, gate, devices, hardware)
+// and creates the deployment, answering the gate's note. Devices busy in
+// a running deployment refuse it, or, with skipBusy, are left out and
+// returned (errAllBusy when none is left). within, if set, runs in the
+// creating transaction with the deployment and its devices.
+func (s *Server) createDeployment(ctx context.Context, req DeployRequest, skipBusy bool, within func(*sql.Tx, store.Deployment, []string) error) (store.Deployment, string, []string, error) {
+	var skipped []string
+	fail := func(err error) (store.Deployment, string, []string, error) { return store.Deployment{}, "", nil, err }
+	if err := req.Validate(); err != nil {
+		return fail(err)
+	}
+	rel, err := s.st.Release(ctx, req.Release)
+	if err != nil {
+		return fail(err)
 	}
 	gate, err := s.gateRelease(ctx, rel)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return fail(err)
 	}
 	var devs []store.Device
 	if req.Group != "" {
 		if devs, err = s.st.Devices(ctx, req.Group); err != nil {
-			s.fail(w, r, err)
-			return
+			return fail(err)
 		}
 		if len(devs) == 0 {
-			s.fail(w, r, errorf(http.StatusBadRequest, "group %q has no devices", req.Group))
-			return
+			return fail(errorf(http.StatusBadRequest, "group %q has no devices", req.Group))
 		}
 	} else {
 		seen := map[string]bool{}
 		for _, id := range req.Devices {
 			if seen[id] {
-				s.fail(w, r, errorf(http.StatusBadRequest, "device %s listed twice", id))
-				return
+				return fail(errorf(http.StatusBadRequest, "device %s listed twice", id))
 			}
 			seen[id] = true
 			d, err := s.st.Device(ctx, id)
 			if err != nil {
-				s.fail(w, r, errorf(http.StatusBadRequest, "%v", err))
-				return
+				return fail(errorf(http.StatusBadRequest, "%v", err))
 			}
 			devs = append(devs, d)
 		}
@@ -115,12 +133,10 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 	if req.Group != "" {
 		devs = slices.DeleteFunc(devs, func(d store.Device) bool { return !d.Decommissioned.IsZero() }) // no longer part of the fleet
 		if len(devs) == 0 {
-			s.fail(w, r, errorf(http.StatusBadRequest, "group %q has no devices that are not decommissioned", req.Group))
-			return
+			return fail(errorf(http.StatusBadRequest, "group %q has no devices that are not decommissioned", req.Group))
 		}
 	} else if err := checkNotDecommissioned(devs); err != nil {
-		s.fail(w, r, err)
-		return
+		return fail(err)
 	}
 	var wrong []string
 	for _, d := range devs {
@@ -129,8 +145,7 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	if len(wrong) > 0 {
-		s.fail(w, r, errorf(http.StatusBadRequest, "release %s is for hardware %v; these devices differ: %v", rel.Target, rel.HardwareIDs, wrong))
-		return
+		return fail(errorf(http.StatusBadRequest, "release %s is for hardware %v; these devices differ: %v", rel.Target, rel.HardwareIDs, wrong))
 	}
 	dep := store.Deployment{ID: "dep-" + NewToken()[:12], Target: rel.Target, Waves: req.Waves, FailureThreshold: req.FailureThreshold, Status: store.DeployRunning}
 	dds := make([]store.DeploymentDevice, len(devs))
@@ -144,36 +159,41 @@ func (s *Server) handleCreateDeployment(w http.ResponseWriter, r *http.Request) 
 		for i, d := range dds {
 			ids[i] = d.DeviceID
 		}
-		busy, err := store.BusyDevicesTx(ctx, tx, ids)
+		// One running deployment per device and module: a device may
+		// take releases of two modules at the same time.
+		busy, err := store.BusyModuleDevicesTx(ctx, tx, ids, rel.Module)
 		if err != nil {
 			return err
 		}
-		if len(busy) > 0 {
+		if len(busy) > 0 && skipBusy {
+			skipped, dds = dropBusy(busy, dds, req.Waves)
+			if len(dds) == 0 {
+				return errAllBusy
+			}
+		} else if len(busy) > 0 {
 			var list []string
 			for _, id := range ids {
 				if dep, ok := busy[id]; ok {
 					list = append(list, id+" (in "+dep+")")
 				}
 			}
-			return errorf(http.StatusConflict, "devices are still in running deployments: %s; wait for them or halt them with 'ztota deploy halt ID'", strings.Join(list, ", "))
+			return errorf(http.StatusConflict, "devices are still in running deployments of module %s: %s; wait for them or halt them with 'ztota deploy halt ID'", rel.Module, strings.Join(list, ", "))
 		}
 		if err := store.CreateDeploymentTx(ctx, tx, dep, dds); err != nil {
 			return err
 		}
+		if within != nil {
+			if err := within(tx, dep, deviceIDs(dds)); err != nil {
+				return err
+			}
+		}
 		return s.advanceTx(ctx, tx, dep.ID)
 	})
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return fail(err)
 	}
-	s.log.Info("deployment created", "id", dep.ID, "release", rel.Target, "devices", len(devs), "waves", req.Waves)
-	v, err := s.deploymentView(ctx, dep.ID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	v.Gate = gate
-	writeJSON(w, http.StatusCreated, v)
+	s.log.Info("deployment created", "id", dep.ID, "release", rel.Target, "devices", len(dds), "waves", req.Waves)
+	return dep, gate, skipped, nil
 }
 
 // advanceTx applies the wave rules: assign every pending device of the open
@@ -257,8 +277,12 @@ func (s *Server) advanceTx(ctx context.Context, tx *sql.Tx, id string) error {
 
 // haltTx stops a deployment: devices that have not got the release are
 // cancelled, and those assigned but not done are pointed back at what
-// they run.
+// they run in the release's module (their other modules keep theirs).
 func (s *Server) haltTx(ctx context.Context, tx *sql.Tx, dep store.Deployment, devs []store.DeploymentDevice, reason string) error {
+	rel, err := store.ReleaseTx(ctx, tx, dep.Target)
+	if err != nil {
+		return err
+	}
 	dep.Status = store.DeployHalted
 	dep.Reason = reason
 	s.log.Warn("deployment halted", "id", dep.ID, "reason", reason)
@@ -270,7 +294,7 @@ func (s *Server) haltTx(ctx context.Context, tx *sql.Tx, dep store.Deployment, d
 			return err
 		}
 		if d.Status == store.DevAssigned {
-			if err := s.restoreInstalledTx(ctx, tx, d.DeviceID); err != nil {
+			if err := s.restoreInstalledTx(ctx, tx, d.DeviceID, rel.Module); err != nil {
 				return err
 			}
 		}
@@ -308,35 +332,41 @@ func (s *Server) handleHaltDeployment(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// restoreInstalledTx points a device's director back at what it runs.
-func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID string) error {
-	var installed string
-	if err := tx.QueryRowContext(ctx, `SELECT installed FROM devices WHERE id=?`, devID).Scan(&installed); err != nil {
-		return err
-	}
+// restoreInstalledTx points a device's director back at what it runs in
+// module; the device's other modules keep what their director lists.
+func (s *Server) restoreInstalledTx(ctx context.Context, tx *sql.Tx, devID, module string) error {
 	dev, err := store.DeviceTx(ctx, tx, devID)
 	if err != nil {
 		return err
 	}
+	installed := ""
+	if m, err := store.DeviceModuleTx(ctx, tx, devID, module); err == nil {
+		installed = m.Release
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	if installed == "" {
-		return s.assignTx(ctx, tx, dev, nil, "")
+		return s.assignModuleTx(ctx, tx, dev, module, nil, "")
 	}
 	rel, err := store.ReleaseTx(ctx, tx, installed)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && rel.Module != module {
 		// The device runs something never released here (a factory image,
 		// say): list nothing, so it keeps what it runs. Failing instead
 		// would refuse the device's report batch for ever.
-		return s.assignTx(ctx, tx, dev, nil, "")
+		return s.assignModuleTx(ctx, tx, dev, module, nil, "")
 	}
 	if err != nil {
 		return err
 	}
-	return s.assignTx(ctx, tx, dev, &rel, "")
+	return s.assignModuleTx(ctx, tx, dev, module, &rel, "")
 }
 
 // onReportTx moves deployments forward on boot-confirmed commits and
 // failures.
 func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store.Report) error {
+	if err := s.closeMitigationsTx(ctx, tx, dev, r); err != nil {
+		return err
+	}
 	var status string
 	switch r.State {
 	case "committed":
@@ -361,7 +391,11 @@ func (s *Server) onReportTx(ctx context.Context, tx *sql.Tx, dev string, r store
 			return err
 		}
 		if status == store.DevFailed {
-			if err := s.restoreInstalledTx(ctx, tx, dev); err != nil {
+			rel, err := store.ReleaseTx(ctx, tx, r.Target)
+			if err != nil {
+				return err
+			}
+			if err := s.restoreInstalledTx(ctx, tx, dev, rel.Module); err != nil {
 				return err
 			}
 		}

@@ -33,26 +33,41 @@ func (s *Server) lateOutcomeTx(ctx context.Context, tx *sql.Tx, dev string, r st
 	if status != store.DevCommitted {
 		return nil
 	}
+	module := r.Module
+	rel, err := store.ReleaseTx(ctx, tx, r.Target)
+	known := err == nil
+	switch {
+	case known:
+		module = rel.Module
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	if module == "" {
+		return nil // no module known: nothing the director lists can follow it
+	}
+	m, err := store.DeviceModuleTx(ctx, tx, dev, module)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if m.Release != r.Target || m.Assigned == r.Target {
+		return nil // an older commit arriving late, or nothing to change
+	}
+	if owned, err := store.AssignedInRunningModuleTx(ctx, tx, dev, module); err != nil || owned {
+		return err
+	}
 	d, err := store.DeviceTx(ctx, tx, dev)
 	if err != nil {
 		return err
 	}
-	if d.Installed != r.Target || d.Assigned == r.Target {
-		return nil // an older commit arriving late, or nothing to change
-	}
-	if owned, err := store.AssignedInRunningTx(ctx, tx, dev); err != nil || owned {
-		return err
-	}
-	rel, err := store.ReleaseTx(ctx, tx, r.Target)
-	if errors.Is(err, store.ErrNotFound) {
-		if d.Assigned == "" {
+	if !known {
+		if m.Assigned == "" {
 			return nil
 		}
-		return s.assignTx(ctx, tx, d, nil, "") // runs something never released here: list nothing
+		return s.assignModuleTx(ctx, tx, d, module, nil, "") // runs something never released here: list nothing
 	}
-	if err != nil {
-		return err
-	}
-	s.log.Info("director follows the release the device committed", "device", dev, "target", r.Target, "was", d.Assigned)
-	return s.assignTx(ctx, tx, d, &rel, "")
+	s.log.Info("director follows the release the device committed", "device", dev, "module", module, "target", r.Target, "was", m.Assigned)
+	return s.assignModuleTx(ctx, tx, d, module, &rel, "")
 }

@@ -73,6 +73,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/repairs", s.scoped(ScopeViewer, s.handleRepairs))
 	mux.HandleFunc("GET /v1/repairs/{id}", s.scoped(ScopeViewer, s.handleRepair))
 	mux.HandleFunc("GET /v1/feed", s.scoped(ScopeViewer, s.handleFeedStatus))
+	mux.HandleFunc("GET /v1/webhook-key", s.scoped(ScopeViewer, s.handleWebhookKey))
 	return httpbound.Handler(s.cfg.Timeouts.Timeouts, mux)
 }
 

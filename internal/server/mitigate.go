@@ -87,6 +87,9 @@ type feedState struct {
 // initFeed checks the feed configuration at start: a URL needs the
 // certifier root, and plain http needs InsecureHTTP.
 func (s *Server) initFeed() error {
+	if err := s.checkRepairConfig(); err != nil {
+		return err
+	}
 	c := s.cfg
 	if c.CertdURL == "" {
 		if c.CertdCAFile != "" {
@@ -132,6 +135,7 @@ func (s *Server) FollowFeed(ctx context.Context) {
 	if s.feed == nil {
 		return
 	}
+	go s.pullRevocationsLoop(ctx)
 	fails := 0
 	for ctx.Err() == nil {
 		err := s.feedOnce(ctx)
@@ -348,6 +352,9 @@ func (s *Server) actOnEvent(ctx context.Context, e feedEvent) error {
 				out.Devices = append(out.Devices, d.DeviceID)
 			}
 		}
+		if out.NewRepair {
+			return s.queueWebhookTx(ctx, tx, hookOpened, out.Repair, now)
+		}
 		return nil
 	})
 	s.mu.Unlock()
@@ -360,27 +367,42 @@ func (s *Server) actOnEvent(ctx context.Context, e feedEvent) error {
 	}
 	if e.mitigates() {
 		s.afterMitigation(ctx, out)
+	} else if e.Kind == attest.KindCertificate || e.Kind == attest.KindReinspection {
+		s.fetchCertificate(ctx, e) // a fix may be certified now
+		s.kickFix()
 	}
 	return nil
 }
 
-// afterMitigation is called once an event's mitigations are committed.
-// It is the hook for what comes next and is not built yet: nudging the
-// affected devices to refresh their revocation list now, notifying the
-// integrator (signed webhook), and deploying the first certified release
-// of the same module with a higher release counter to exactly
-// out.Devices. A crash between the commit and this call loses the call,
-// not the state: those later steps must work from the open mitigations
-// and repair requests (store.Mitigations, store.Repairs), for example by
-// a scan at start, and use this call only to act sooner.
+// afterMitigation is called once an event's mitigations are committed:
+// it nudges the affected devices to refresh their revocation list now,
+// wakes the webhook sender (the "repair.opened" webhook was queued in the
+// same transaction) and the fix scanner (autofix.go), which deploys the
+// first certified release of the same module with a higher release
+// counter to exactly the mitigated devices. A crash between the commit
+// and this call loses the call, not the state: the fix scanner works
+// from the open mitigations and repair requests, at start and
+// periodically, and the webhook sender from its outbox; this call only
+// makes them act sooner.
 func (s *Server) afterMitigation(ctx context.Context, out MitigationOutcome) {
 	s.log.Warn("certifier revocation: mitigations recorded", "event", out.EventSeq, "kind", out.Kind,
 		"artifact", out.Artifact, "advisories", out.Advisories, "repair", out.Repair,
 		"devices", len(out.Devices), "halted", out.Halted)
-	s.Nudge(out.Devices...) // the affected devices refresh their revocation list now (nudge.go)
 	s.feed.mu.Lock()
 	s.feed.status.Acted++
 	s.feed.mu.Unlock()
+	// The list that revokes the artifact is at the server before any
+	// device is told to fetch it; a new list nudges every device.
+	if fresh, err := s.PullRevocations(ctx); err != nil {
+		s.log.Warn("fetching the certifier's revocation list after a revocation", "err", err)
+		s.nudgeDevices(out.Devices)
+	} else if !fresh {
+		s.nudgeDevices(out.Devices)
+	} else if s.cfg.OnNudge != nil {
+		s.cfg.OnNudge(out.Devices...)
+	}
+	s.kickWebhook()
+	s.kickFix()
 	if s.cfg.OnMitigation != nil {
 		s.cfg.OnMitigation(ctx, out)
 	}
@@ -405,8 +427,8 @@ func (s *Server) handleMitigations(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	f := store.MitigationFilter{State: q.Get("state"), Device: q.Get("device"), Artifact: q.Get("artifact")}
-	if f.State != "" && f.State != store.MitigationOpen {
-		s.fail(w, r, errorf(http.StatusBadRequest, "state must be %q", store.MitigationOpen))
+	if err := checkMitigationState(f.State); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	if v := q.Get("repair"); v != "" {
@@ -424,6 +446,10 @@ func (s *Server) handleMitigations(w http.ResponseWriter, r *http.Request) {
 	}
 	if ms == nil {
 		ms = []store.Mitigation{}
+	}
+	if err := s.withTimelines(r.Context(), ms); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, ms)
 }
@@ -478,6 +504,10 @@ func (s *Server) handleRepair(w http.ResponseWriter, r *http.Request) {
 	}
 	if ms == nil {
 		ms = []store.Mitigation{}
+	}
+	if err := s.withTimelines(r.Context(), ms); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, RepairView{Repair: rep, Mitigations: ms})
 }

@@ -17,10 +17,12 @@ import (
 
 	"github.com/ztota/ztota/internal/certd"
 	"github.com/ztota/ztota/internal/certroot"
+	"github.com/ztota/ztota/internal/release"
 	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/store"
 	"github.com/ztota/ztota/internal/testbed"
+	"github.com/ztota/ztota/internal/tufrepo"
 )
 
 // osvRecord writes an OSV record for a Debian package fixed in fixed.
@@ -61,7 +63,9 @@ func dpkgArtifact(t *testing.T, pkg, version string) string {
 // advisory affecting one of them; the certifier re-inspects and revokes
 // it, and the server — following the real, signed feed — records
 // mitigations for exactly the devices running it and one repair request
-// naming the advisory.
+// naming the advisory. Then the fix is released and certified: the
+// server stores the bundle the feed announces, deploys the fix to those
+// devices by itself, and their commits close the repair request.
 func TestRealCertifierRevocationMitigates(t *testing.T) {
 	ctx := ctxT(t)
 	osvDir := filepath.Join(t.TempDir(), "osv")
@@ -107,7 +111,13 @@ func TestRealCertifierRevocationMitigates(t *testing.T) {
 	}
 	ds := e.fleet(t, 3)
 	vFoo := e.Release(foo, "1.0", 1, "hw1").Target
-	vBar := e.Release(bar, "3.0", 2, "hw1").Target
+	// libbar is another module: its release is no fix for libfoo's.
+	relBar, err := release.Publish(ctx, e.Admin, release.Options{Artifact: bar, KeysDir: e.KeysDir,
+		Meta: tufrepo.ImageMeta{Name: "bar", Version: "3.0", ReleaseCounter: 2, HardwareIDs: []string{"hw1"}, Module: "bar"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vBar := relBar.Target
 	e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["d00","d01"]}`, vFoo))
 	e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["d02"]}`, vBar))
 	for i, d := range ds {
@@ -133,6 +143,16 @@ func TestRealCertifierRevocationMitigates(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no mitigation 30 s after the revocation; feed status %+v", e.Server.FeedStatus(ctx))
 	}
+	// The server fetched the certifier's new list itself before nudging:
+	// devices find the revocation at their server with no one pushing it.
+	fooSHA := sha256Hex(mustRead(t, foo))
+	a := e.api(t, "GET", "/v1/revocations", nil)
+	var env struct {
+		Payload []byte `json:"payload"`
+	}
+	if a.code != http.StatusOK || json.Unmarshal(a.body, &env) != nil || !bytes.Contains(env.Payload, []byte(fooSHA)) {
+		t.Fatalf("the server's revocation list after the revocation does not revoke %s: %s", fooSHA, a)
+	}
 	// Let the follower reach the certifier's last event.
 	testbed.WaitFor(t, 20*time.Second, "the follower at the feed's end", func() bool {
 		evs, err := cd.Events(ctx, 0, certd.MaxEventsPerPage, 0)
@@ -155,4 +175,39 @@ func TestRealCertifierRevocationMitigates(t *testing.T) {
 	if fs := e.Server.FeedStatus(ctx); fs.Refused != 0 || fs.LastError != "" {
 		t.Fatalf("feed status %+v", fs)
 	}
+
+	// The fix: libfoo 2.0-1 is released (counter 3), then certified by
+	// the certifier. The server fetches the bundle the feed announces,
+	// verifies it under the pinned root and deploys the fix to exactly
+	// d00 and d01 by itself; their commits close the mitigations and the
+	// repair request.
+	foo2 := dpkgArtifact(t, "libfoo", "2.0-1")
+	vFoo2 := e.Release(foo2, "2.0", 3, "hw1").Target
+	if fds, err := e.Server.Autofix(ctx); err != nil || len(fds) != 0 {
+		t.Fatalf("fix scan before the fix is certified: %+v %v", fds, err)
+	}
+	data, _ := os.ReadFile(foo2)
+	if out, err := cd.Submit(ctx, filepath.Base(foo2), bytes.NewReader(data), nil); err != nil || out.Result.Verdict != "pass" {
+		t.Fatalf("certifying the fix: %+v %v", out, err)
+	}
+	r := waitFixDeployment(t, st)
+	v := e.view(t, r.Deployment)
+	if r.FixRelease != vFoo2 || v.Target != vFoo2 || len(v.Devices) != 2 || v.Devices[0].DeviceID != "d00" || v.Devices[1].DeviceID != "d01" {
+		t.Fatalf("fix deployment %+v of repair %+v", v, r)
+	}
+	for _, d := range ds[:2] {
+		e.mustPost(t, d, d.rep(report.StateCommitted, vFoo2))
+	}
+	if rs, _ := st.Repairs(ctx); rs[0].State != store.RepairClosed || rs[0].Open != 0 || rs[0].ClosedCount != 2 {
+		t.Fatalf("repair request after the fix: %+v", rs[0])
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

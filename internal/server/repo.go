@@ -84,6 +84,12 @@ func (c *metaCache) put(m store.Meta, gen uint64) {
 	c.mu.Unlock()
 }
 
+// ForgetCachedMeta drops the cached timestamp of repo, so that metadata
+// another writer put into the store (a restored database, a test that
+// plays an attacker holding the database and the online keys) is served
+// from the next request on.
+func (s *Server) ForgetCachedMeta(repo string) { s.cache.drop(repo) }
+
 func (s *Server) latestTimestamp(ctx context.Context, repo string) (store.Meta, error) {
 	m, gen, ok := s.cache.get(repo)
 	if ok {
@@ -250,9 +256,43 @@ func latestTx(ctx context.Context, tx *sql.Tx, repo, role string) ([]byte, error
 	return data, err
 }
 
-// assignTx makes the device's director list exactly the given release
-// (or nothing, for a zero release).
+// assignTx assigns a release to the device: its director lists rel for
+// rel's module, with deployment in its custom metadata, and goes on
+// listing what it lists for the device's other modules. A nil rel makes
+// the director list nothing for any module (a new device).
 func (s *Server) assignTx(ctx context.Context, tx *sql.Tx, dev store.Device, rel *store.Release, deployment string) error {
+	if rel == nil {
+		if err := store.ClearAssignedTx(ctx, tx, dev.ID); err != nil {
+			return err
+		}
+		return s.signDirectorTx(ctx, tx, dev)
+	}
+	return s.assignModuleTx(ctx, tx, dev, rel.Module, rel, deployment)
+}
+
+// assignModuleTx makes the device's director list rel (nil: nothing) for
+// module, leaving the other modules' targets and their deployments as
+// they are, and signs the device's new director chain.
+func (s *Server) assignModuleTx(ctx context.Context, tx *sql.Tx, dev store.Device, module string, rel *store.Release, deployment string) error {
+	target := ""
+	if rel != nil {
+		if rel.Module != module {
+			return fmt.Errorf("release %s is of module %s, not %s", rel.Target, rel.Module, module)
+		}
+		target = rel.Target
+	} else {
+		deployment = ""
+	}
+	if err := store.SetModuleAssignedTx(ctx, tx, dev.ID, module, target, deployment); err != nil {
+		return err
+	}
+	return s.signDirectorTx(ctx, tx, dev)
+}
+
+// signDirectorTx signs a new director chain for the device listing one
+// target per module: the release assigned to each, with the deployment
+// that assigned it.
+func (s *Server) signDirectorTx(ctx context.Context, tx *sql.Tx, dev store.Device) error {
 	repo := directorRepo(dev.ID)
 	var prev *metadata.Metadata[metadata.TargetsType]
 	if b, err := latestTx(ctx, tx, repo, tufrepo.Targets); err == nil {
@@ -260,22 +300,28 @@ func (s *Server) assignTx(ctx context.Context, tx *sql.Tx, dev store.Device, rel
 			return err
 		}
 	}
+	mods, err := store.AssignedTargetsTx(ctx, tx, dev.ID)
+	if err != nil {
+		return err
+	}
 	t := tufrepo.NextTargets(prev, s.cfg.Now().Add(s.cfg.DirectorTargetTTL))
 	t.Signed.Targets = map[string]*metadata.TargetFiles{}
-	target := ""
-	if rel != nil {
+	for _, m := range mods {
+		rel, err := store.ReleaseTx(ctx, tx, m.Assigned)
+		if err != nil {
+			return err
+		}
 		sha, err := hex.DecodeString(rel.SHA256)
 		if err != nil {
 			return err
 		}
 		tf, err := tufrepo.TargetFile(rel.Target, rel.Length, sha, tufrepo.DirectorCustom(tufrepo.DirectorMeta{
-			DeviceID: dev.ID, HardwareID: dev.HardwareID, Deployment: deployment,
+			DeviceID: dev.ID, HardwareID: dev.HardwareID, Deployment: m.Deployment,
 		}))
 		if err != nil {
 			return err
 		}
 		t.Signed.Targets[rel.Target] = tf
-		target = rel.Target
 	}
 	if err := tufrepo.BindDevice(t, dev.ID); err != nil {
 		return err
@@ -284,10 +330,7 @@ func (s *Server) assignTx(ctx context.Context, tx *sql.Tx, dev store.Device, rel
 	if err != nil {
 		return err
 	}
-	if err := s.publishTx(ctx, tx, repo, t.Signed.Version, tb, t.Signed.Expires, s.keys.DirectorSnapshot, s.keys.DirectorTimestamp, true); err != nil {
-		return err
-	}
-	return store.SetAssignedTx(ctx, tx, dev.ID, target)
+	return s.publishTx(ctx, tx, repo, t.Signed.Version, tb, t.Signed.Expires, s.keys.DirectorSnapshot, s.keys.DirectorTimestamp, true)
 }
 
 // ResignExpiring re-signs timestamps (and director targets and snapshots)
@@ -358,18 +401,10 @@ func (s *Server) resignDirectorTx(ctx context.Context, tx *sql.Tx, dev string) e
 	return s.reassignTx(ctx, tx, d)
 }
 
-// reassignTx signs a new director chain for d with the release it is
+// reassignTx signs a new director chain for d with the releases it is
 // assigned now (none when it is assigned nothing).
 func (s *Server) reassignTx(ctx context.Context, tx *sql.Tx, d store.Device) error {
-	var rel *store.Release
-	if d.Assigned != "" {
-		r, err := store.ReleaseTx(ctx, tx, d.Assigned)
-		if err != nil {
-			return err
-		}
-		rel = &r
-	}
-	return s.assignTx(ctx, tx, d, rel, assignedDeploymentTx(ctx, tx, directorRepo(d.ID), d.Assigned))
+	return s.signDirectorTx(ctx, tx, d)
 }
 
 // bindDirectors runs at every start: it re-signs the director repositories
@@ -426,26 +461,4 @@ func (s *Server) bindDirectors(ctx context.Context) error {
 		s.log.Info("re-signed director repositories to name their device", "count", len(unbound))
 	}
 	return nil
-}
-
-// assignedDeploymentTx returns the deployment named in the latest director
-// targets of repo for target, so that re-signing keeps it.
-func assignedDeploymentTx(ctx context.Context, tx *sql.Tx, repo, target string) string {
-	b, err := latestTx(ctx, tx, repo, tufrepo.Targets)
-	if err != nil || target == "" {
-		return ""
-	}
-	t, err := tufrepo.Parse[metadata.TargetsType](b)
-	if err != nil {
-		return ""
-	}
-	tf, ok := t.Signed.Targets[target]
-	if !ok {
-		return ""
-	}
-	dm, err := tufrepo.ParseDirectorMeta(tf)
-	if err != nil {
-		return ""
-	}
-	return dm.Deployment
 }

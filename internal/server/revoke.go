@@ -184,6 +184,9 @@ func (s *Server) handleDecommission(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		resp = DecommissionResponse{Device: d, Cancelled: deps}
+		if err := s.abandonMitigationsTx(ctx, tx, id); err != nil {
+			return err
+		}
 		for _, dep := range deps {
 			// The device no longer counts: the wave may be done.
 			if err := s.advanceTx(ctx, tx, dep); err != nil {

@@ -24,6 +24,7 @@
 //	PUT  /v1/certificates/{sha256}, PUT /v1/revocations         certifier's bundle, newer list (integrator; certgate.go)
 //	GET  /v1/certificates/{sha256}, /v1/revocations             (viewer); /v1/devices/{device}/... (signed device request)
 //	GET  /v1/mitigations[?state=&device=&artifact=&repair=], /v1/repairs[/{id}], /v1/feed   (viewer; see mitigate.go)
+//	GET  /v1/webhook-key                                        the repair webhook's public key (viewer; see webhook.go)
 //
 // API tokens travel as "Authorization: Bearer <token>" with scope admin,
 // integrator or viewer (admin may do everything, integrator may also view).
@@ -92,6 +93,11 @@ type Config struct {
 	// OnMitigation, if set, is called after an event's mitigations are
 	// committed (tests; see afterMitigation).
 	OnMitigation func(context.Context, MitigationOutcome)
+	// Repair configures the fix roll-out and the repair webhook (autofix.go, webhook.go).
+	Repair RepairConfig
+	// OnNudge, if set, is called with the devices nudged to refresh now
+	// (besides the nudge long polls, Server.Nudge).
+	OnNudge func(devices ...string)
 }
 
 // Server is a running OTA server.
@@ -103,11 +109,13 @@ type Server struct {
 	mu      sync.Mutex // serialises metadata writers
 	dirty   []string   // repositories published in the running transaction (under mu)
 	cache   *metaCache
-	dkeys   sync.Map   // device id -> deviceKey
-	keyMu   sync.Mutex // serialises device key cache misses and decommissions
-	touched sync.Map   // device id -> time.Time of the last last-seen write
-	feed    *feedState // the certifier feed follower (nil: not configured)
-	nudges  nudger     // the nudge long polls (nudge.go)
+	dkeys   sync.Map     // device id -> deviceKey
+	keyMu   sync.Mutex   // serialises device key cache misses and decommissions
+	touched sync.Map     // device id -> time.Time of the last last-seen write
+	feed    *feedState   // the certifier feed follower (nil: not configured)
+	logs    *logMirror   // the certifier's log proofs for devices (nil: no feed)
+	nudges  nudger       // the nudge long polls (nudge.go)
+	repair  *repairState // fix roll-out and webhook workers (autofix.go)
 }
 
 func (c *Config) defaults() {
@@ -163,11 +171,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	if s.logs, err = s.newLogMirror(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
 	if err := s.ensureAdminToken(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.initRepair(); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -178,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) Store() *store.Store { return s.st }
 
 // Close releases the database.
-func (s *Server) Close() error { return s.st.Close() }
+func (s *Server) Close() error { s.stopRepair(); return s.st.Close() }
 
 func (s *Server) ensureAdminToken(ctx context.Context) error {
 	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)

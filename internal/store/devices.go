@@ -24,6 +24,10 @@ type Device struct {
 	Assigned   string    `json:"assigned"`
 	// Decommissioned is when the device was revoked; zero while active.
 	Decommissioned time.Time `json:"decommissioned,omitempty"`
+	// Modules are the device's modules (one release each), filled by the
+	// server's device views; Installed and Assigned above are the newest
+	// commit and assignment of any module, for old readers.
+	Modules []DeviceModule `json:"modules"`
 }
 
 // HashToken returns the stored form of a secret token.

@@ -23,6 +23,12 @@ var addedColumns = []column{
 	{"deployment_devices", "assigned_at", "INTEGER NOT NULL DEFAULT 0"},
 	// Reports: why the device's time is not believed ('' = within the window).
 	{"reports", "time_flag", "TEXT NOT NULL DEFAULT ''"},
+	// Reports: the module a report is about, its mode and advisories.
+	{"reports", "module", "TEXT NOT NULL DEFAULT ''"},
+	{"reports", "mode", "TEXT NOT NULL DEFAULT ''"},
+	{"reports", "advisories", "TEXT NOT NULL DEFAULT ''"},
+	// Releases: the target of the integrator's pre-designated backup.
+	{"releases", "backup", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // migrate adds the columns an older database lacks, in one transaction.

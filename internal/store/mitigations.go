@@ -12,7 +12,7 @@ import (
 
 // addedTables are the tables added after the first schema, created at
 // Open by migrate (idempotent statements, oldest first).
-var addedTables = []string{mitigationTables}
+var addedTables = []string{mitigationTables, autofixTables}
 
 // mitigationTables hold what the server does when the certifier revokes
 // an artifact: the certifier feed's cursor, one mitigation per affected
@@ -38,6 +38,12 @@ CREATE INDEX IF NOT EXISTS mitigations_state ON mitigations (state, id);
 const (
 	MitigationOpen = "open"
 	RepairOpen     = "open"
+	// MitigationClosed: the device reported running the fix.
+	MitigationClosed = "closed"
+	// MitigationAbandoned: the device was decommissioned while mitigated.
+	MitigationAbandoned = "abandoned"
+	// RepairClosed: no mitigation of the repair request is open any more.
+	RepairClosed = "closed"
 )
 
 // FeedCertd is the feed_cursor source of the certifier's event feed.
@@ -55,6 +61,16 @@ type Mitigation struct {
 	EventSeq   int64     `json:"event_seq"` // the certifier event that opened it
 	Opened     time.Time `json:"opened"`
 	State      string    `json:"state"`
+	// FixDeployment is the deployment the server created to give the
+	// device the fix ("" when none yet).
+	FixDeployment string `json:"fix_deployment,omitempty"`
+	// Closed is when the mitigation closed, and ClosedBy the release the
+	// device reported running then (closed) or "" (abandoned).
+	Closed   time.Time `json:"closed,omitzero"`
+	ClosedBy string    `json:"closed_by,omitempty"`
+	// Timeline is what the device reported about the mitigation since it
+	// was opened (filled by the server's views).
+	Timeline []TimelineEntry `json:"timeline,omitempty"`
 }
 
 // Repair is a repair request to the integrator: an artifact the certifier
@@ -70,6 +86,16 @@ type Repair struct {
 	Opened     time.Time `json:"opened"`
 	Updated    time.Time `json:"updated"`
 	State      string    `json:"state"`
+	// FixRelease and Deployment are the release the server rolled out as
+	// the fix and its first deployment ("" when none yet).
+	FixRelease string    `json:"fix_release,omitempty"`
+	Deployment string    `json:"deployment,omitempty"`
+	FixTime    time.Time `json:"fix_time,omitzero"`
+	Closed     time.Time `json:"closed,omitzero"`
+	// Open and ClosedCount count its mitigations by state (closed or
+	// abandoned count as closed).
+	Open        int `json:"open"`
+	ClosedCount int `json:"closed_count"`
 }
 
 // FeedCursorTx returns the last event sequence number acted on from
@@ -108,20 +134,24 @@ func AdvanceFeedCursorTx(ctx context.Context, tx *sql.Tx, source string, seq int
 	return err
 }
 
-// AffectedDevice is a device whose installed release has some artifact.
+// AffectedDevice is a module of a device whose installed release has
+// some artifact.
 type AffectedDevice struct {
 	DeviceID string
+	Module   string
 	Target   string
 }
 
-// DevicesRunningTx lists the active devices whose installed (last
-// committed) release's artifact has sha256 sha, by device id.
+// DevicesRunningTx lists the modules of active devices whose installed
+// (last committed) release's artifact has sha256 sha, by device id and
+// module.
 func DevicesRunningTx(ctx context.Context, tx querier, sha string) ([]AffectedDevice, error) {
 	return queryAll(ctx, tx, func(sc rowScanner) (AffectedDevice, error) {
 		var a AffectedDevice
-		return a, sc.Scan(&a.DeviceID, &a.Target)
-	}, `SELECT d.id, d.installed FROM devices d JOIN releases r ON r.target = d.installed
-		WHERE r.sha256 = ? AND d.decommissioned = 0 ORDER BY d.id`, sha)
+		return a, sc.Scan(&a.DeviceID, &a.Module, &a.Target)
+	}, `SELECT m.device_id, m.module, m.installed FROM device_modules m JOIN devices d ON d.id = m.device_id
+		JOIN releases r ON r.target = m.installed
+		WHERE r.sha256 = ? AND d.decommissioned = 0 ORDER BY m.device_id, m.module`, sha)
 }
 
 // ReleasesOfTx lists the release targets whose artifact has sha256 sha.
@@ -182,16 +212,21 @@ func OpenMitigationTx(ctx context.Context, tx *sql.Tx, m Mitigation, now time.Ti
 	return n == 1, err
 }
 
-const mitigationCols = `id, device_id, artifact, target, advisories, repair, event_seq, opened, state`
+const mitigationCols = `m.id, m.device_id, m.artifact, m.target, m.advisories, m.repair, m.event_seq, m.opened, m.state,
+	COALESCE(f.deployment, ''), COALESCE(f.closed, 0), COALESCE(f.closed_by, '')`
+
+// mitigationFrom is the FROM clause that goes with mitigationCols.
+const mitigationFrom = ` FROM mitigations m LEFT JOIN mitigation_fix f ON f.mitigation = m.id `
 
 func scanMitigation(sc rowScanner) (Mitigation, error) {
 	var m Mitigation
 	var adv string
-	var opened int64
-	if err := sc.Scan(&m.ID, &m.DeviceID, &m.Artifact, &m.Target, &adv, &m.Repair, &m.EventSeq, &opened, &m.State); err != nil {
+	var opened, closed int64
+	if err := sc.Scan(&m.ID, &m.DeviceID, &m.Artifact, &m.Target, &adv, &m.Repair, &m.EventSeq, &opened, &m.State,
+		&m.FixDeployment, &closed, &m.ClosedBy); err != nil {
 		return m, err
 	}
-	m.Opened = time.Unix(opened, 0).UTC()
+	m.Opened, m.Closed = time.Unix(opened, 0).UTC(), optionalTime(closed)
 	return m, json.Unmarshal([]byte(adv), &m.Advisories)
 }
 
@@ -203,21 +238,34 @@ type MitigationFilter struct {
 
 // Mitigations lists mitigations in the order they were opened.
 func (s *Store) Mitigations(ctx context.Context, f MitigationFilter) ([]Mitigation, error) {
-	return queryAll(ctx, s.db, scanMitigation, `SELECT `+mitigationCols+` FROM mitigations
-		WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR device_id = ?2) AND (?3 = '' OR artifact = ?3) AND (?4 = 0 OR repair = ?4)
-		ORDER BY id`, f.State, f.Device, f.Artifact, f.Repair)
+	return MitigationsTx(ctx, s.db, f)
 }
 
-const repairCols = `id, artifact, releases, advisories, devices, reason, event_seq, opened, updated, state`
+// MitigationsTx is Mitigations inside a caller's transaction.
+func MitigationsTx(ctx context.Context, q querier, f MitigationFilter) ([]Mitigation, error) {
+	return queryAll(ctx, q, scanMitigation, `SELECT `+mitigationCols+mitigationFrom+`
+		WHERE (?1 = '' OR m.state = ?1) AND (?2 = '' OR m.device_id = ?2) AND (?3 = '' OR m.artifact = ?3) AND (?4 = 0 OR m.repair = ?4)
+		ORDER BY m.id`, f.State, f.Device, f.Artifact, f.Repair)
+}
+
+const repairCols = `r.id, r.artifact, r.releases, r.advisories, r.devices, r.reason, r.event_seq, r.opened, r.updated, r.state,
+	COALESCE(f.release, ''), COALESCE(f.deployment, ''), COALESCE(f.deployed, 0), COALESCE(f.closed, 0),
+	(SELECT COUNT(*) FROM mitigations m WHERE m.repair = r.id AND m.state = 'open'),
+	(SELECT COUNT(*) FROM mitigations m WHERE m.repair = r.id AND m.state != 'open')`
+
+// repairFrom is the FROM clause that goes with repairCols.
+const repairFrom = ` FROM repairs r LEFT JOIN repair_fix f ON f.repair = r.id `
 
 func scanRepair(sc rowScanner) (Repair, error) {
 	var r Repair
 	var rels, adv string
-	var opened, updated int64
-	if err := sc.Scan(&r.ID, &r.Artifact, &rels, &adv, &r.Devices, &r.Reason, &r.EventSeq, &opened, &updated, &r.State); err != nil {
+	var opened, updated, fixed, closed int64
+	if err := sc.Scan(&r.ID, &r.Artifact, &rels, &adv, &r.Devices, &r.Reason, &r.EventSeq, &opened, &updated, &r.State,
+		&r.FixRelease, &r.Deployment, &fixed, &closed, &r.Open, &r.ClosedCount); err != nil {
 		return r, err
 	}
 	r.Opened, r.Updated = time.Unix(opened, 0).UTC(), time.Unix(updated, 0).UTC()
+	r.FixTime, r.Closed = optionalTime(fixed), optionalTime(closed)
 	if err := json.Unmarshal([]byte(rels), &r.Releases); err != nil {
 		return r, err
 	}
@@ -226,12 +274,17 @@ func scanRepair(sc rowScanner) (Repair, error) {
 
 // Repairs lists repair requests, newest first.
 func (s *Store) Repairs(ctx context.Context) ([]Repair, error) {
-	return queryAll(ctx, s.db, scanRepair, `SELECT `+repairCols+` FROM repairs ORDER BY id DESC`)
+	return queryAll(ctx, s.db, scanRepair, `SELECT `+repairCols+repairFrom+` ORDER BY r.id DESC`)
 }
 
 // Repair returns one repair request.
 func (s *Store) Repair(ctx context.Context, id int64) (Repair, error) {
-	r, err := scanRepair(s.db.QueryRowContext(ctx, `SELECT `+repairCols+` FROM repairs WHERE id=?`, id))
+	return RepairTx(ctx, s.db, id)
+}
+
+// RepairTx is Repair inside a caller's transaction.
+func RepairTx(ctx context.Context, q execer, id int64) (Repair, error) {
+	r, err := scanRepair(q.QueryRowContext(ctx, `SELECT `+repairCols+repairFrom+` WHERE r.id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("%w: repair request %d", ErrNotFound, id)
 	}

@@ -20,25 +20,28 @@ type Release struct {
 	SHA256         string    `json:"sha256"`
 	Length         int64     `json:"length"`
 	Created        time.Time `json:"created"`
+	// Backup is the target of the integrator's pre-designated backup of
+	// this release (a release of the same module), "" for none.
+	Backup string `json:"backup,omitempty"`
 }
 
 // PutReleaseTx records a release (replacing a row of the same target,
 // which only happens when the same bytes are re-signed).
 func PutReleaseTx(ctx context.Context, tx *sql.Tx, r Release) error {
 	hw, _ := json.Marshal(r.HardwareIDs)
-	_, err := tx.ExecContext(ctx, `INSERT INTO releases (target, name, version, release_counter, hardware_ids, module, sha256, length, created) VALUES (?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(target) DO UPDATE SET release_counter=excluded.release_counter, hardware_ids=excluded.hardware_ids, module=excluded.module`,
-		r.Target, r.Name, r.Version, r.ReleaseCounter, string(hw), r.Module, r.SHA256, r.Length, unix(time.Now()))
+	_, err := tx.ExecContext(ctx, `INSERT INTO releases (target, name, version, release_counter, hardware_ids, module, sha256, length, created, backup) VALUES (?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(target) DO UPDATE SET release_counter=excluded.release_counter, hardware_ids=excluded.hardware_ids, module=excluded.module, backup=excluded.backup`,
+		r.Target, r.Name, r.Version, r.ReleaseCounter, string(hw), r.Module, r.SHA256, r.Length, unix(time.Now()), r.Backup)
 	return err
 }
 
-const releaseCols = `target, name, version, release_counter, hardware_ids, module, sha256, length, created`
+const releaseCols = `target, name, version, release_counter, hardware_ids, module, sha256, length, created, backup`
 
 func scanRelease(sc rowScanner) (Release, error) {
 	var r Release
 	var hw string
 	var c int64
-	if err := sc.Scan(&r.Target, &r.Name, &r.Version, &r.ReleaseCounter, &hw, &r.Module, &r.SHA256, &r.Length, &c); err != nil {
+	if err := sc.Scan(&r.Target, &r.Name, &r.Version, &r.ReleaseCounter, &hw, &r.Module, &r.SHA256, &r.Length, &c, &r.Backup); err != nil {
 		return r, err
 	}
 	r.Created = time.Unix(c, 0).UTC()

@@ -23,6 +23,12 @@ type Report struct {
 	// TimeFlag says why Time (the device's clock) is not believed: "" when
 	// it is within the accepted window, else TimeFuture or TimeBeforeEnrollment.
 	TimeFlag string `json:"time_flag,omitempty"`
+	// Module, Mode and Advisories are the report's fields of the same
+	// names: the module it is about, the module's mode after it and the
+	// advisory ids (comma-separated) that put it there.
+	Module     string `json:"module,omitempty"`
+	Mode       string `json:"mode,omitempty"`
+	Advisories string `json:"advisories,omitempty"`
 }
 
 // Time flags of a report whose device time is outside the accepted window.
@@ -75,8 +81,8 @@ func pruneReportsTx(ctx context.Context, tx *sql.Tx, device string, keep int) er
 func addReportsTx(ctx context.Context, tx *sql.Tx, rs []Report, now time.Time) ([]Report, error) {
 	var added []Report
 	for _, r := range rs {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO reports (id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			r.ID, r.DeviceID, r.Seq, r.Time.UTC().UnixMilli(), r.State, r.Target, r.Version, r.Progress, r.Detail, r.Payload, r.Sig, now.UTC().UnixMilli(), r.TimeFlag)
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO reports (id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag, module, mode, advisories) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			r.ID, r.DeviceID, r.Seq, r.Time.UTC().UnixMilli(), r.State, r.Target, r.Version, r.Progress, r.Detail, r.Payload, r.Sig, now.UTC().UnixMilli(), r.TimeFlag, r.Module, r.Mode, r.Advisories)
 		if err != nil {
 			return nil, err
 		}
@@ -120,9 +126,9 @@ func (s *Store) History(ctx context.Context, id string, limit int) ([]Report, er
 	return queryAll(ctx, s.db, func(sc rowScanner) (Report, error) {
 		var r Report
 		var t, rc int64
-		err := sc.Scan(&r.ID, &r.DeviceID, &r.Seq, &t, &r.State, &r.Target, &r.Version, &r.Progress, &r.Detail, &r.Payload, &r.Sig, &rc, &r.TimeFlag)
+		err := sc.Scan(&r.ID, &r.DeviceID, &r.Seq, &t, &r.State, &r.Target, &r.Version, &r.Progress, &r.Detail, &r.Payload, &r.Sig, &rc, &r.TimeFlag, &r.Module, &r.Mode, &r.Advisories)
 		r.Time = time.UnixMilli(t).UTC()
 		r.Received = time.UnixMilli(rc).UTC()
 		return r, err
-	}, `SELECT * FROM (SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag FROM reports WHERE device_id=? ORDER BY seq DESC, time DESC LIMIT ?) ORDER BY seq, time`, id, limit)
+	}, `SELECT * FROM (SELECT id, device_id, seq, time, state, target, version, progress, detail, payload, sig, received, time_flag, module, mode, advisories FROM reports WHERE device_id=? ORDER BY seq DESC, time DESC LIMIT ?) ORDER BY seq, time`, id, limit)
 }

@@ -98,6 +98,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := migrateDeviceModules(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Store{db: db, dir: dir}, nil
 }
 
