@@ -21,6 +21,7 @@ import (
 	"github.com/ztota/ztota/internal/certverify/certverifytest"
 	"github.com/ztota/ztota/internal/devauth"
 	"github.com/ztota/ztota/internal/enroll"
+	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/testbed"
 	"github.com/ztota/ztota/internal/tlsutil"
@@ -414,23 +415,45 @@ func TestNudgeANewRevocationListNudgesEveryDevice(t *testing.T) {
 
 // TestNudgeMitigationNudgesExactlyTheMitigatedDevices: a certifier
 // revocation followed from the feed nudges the devices running the
-// revoked artifact (d00, d01) and no other (d02 runs another release,
-// d03 was only being given it).
+// revoked artifact (d00, d01), once, and not d02 (enrolled, running
+// nothing of it). The roll-out of a fix is off, so only the mitigation
+// nudges.
 func TestNudgeMitigationNudgesExactlyTheMitigatedDevices(t *testing.T) {
-	mb := newMitigationBed(t)
-	before := map[string]int64{}
-	for _, d := range []string{"d00", "d01", "d02", "d03"} {
-		before[d] = mb.Server.NudgeSeq(d)
-	}
-	follow(t, mb.Server)
-	mb.feed.set(mb.revocation(t, 1, mb.a, "GO-2024-0001"))
-	testbed.WaitFor(t, 20*time.Second, "the mitigation hook", func() bool {
-		mb.mu.Lock()
-		defer mb.mu.Unlock()
-		return len(mb.outcomes) == 1
+	cert, feed := certverifytest.New(t), newFakeFeed(t)
+	mitigated := make(chan struct{}, 1)
+	e := newEnv(t, func(c *server.Config) {
+		c.CertdURL, c.CertdCAFile, c.CertifierRoot = feed.srv.URL, feed.caFile, cert.Root
+		c.FeedWait, c.FeedMaxBackoff = 2*time.Second, 100*time.Millisecond
+		c.Repair.NoAutoFix = true
+		c.OnMitigation = func(context.Context, server.MitigationOutcome) { mitigated <- struct{}{} }
 	})
-	for d, want := range map[string]int64{"d00": before["d00"] + 1, "d01": before["d01"] + 1, "d02": before["d02"], "d03": before["d03"]} {
-		if got := mb.Server.NudgeSeq(d); got != want {
+	ds := e.fleet(t, 3)
+	v1 := e.release(t, "1.0", 1, "hw1")
+	r, err := e.Server.Store().Release(ctxT(t), v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := e.api(t, "PUT", "/v1/certificates/"+r.SHA256, issueFor(t, cert, r.SHA256, attest.KindCertificate, attest.VerdictPass)); a.code != http.StatusOK {
+		t.Fatalf("storing the certificate: %s", a)
+	}
+	e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["d00","d01"]}`, v1))
+	for _, d := range ds[:2] {
+		e.mustPost(t, d, d.rep(report.StateCommitted, v1))
+	}
+	follow(t, e.Server)
+	before := map[string]int64{}
+	for _, d := range ds {
+		before[d.id] = e.Server.NudgeSeq(d.id)
+	}
+	feed.set(mint(t, cert.Online.Certify, 1, "revocation", r.SHA256, map[string]any{
+		"certificate": "sha256:" + certverifytest.HexSum("cert"), "advisories": []string{"GO-2024-0001"}, "reason": "vulnerable"}))
+	select {
+	case <-mitigated:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no mitigation 30 s after the revocation")
+	}
+	for d, want := range map[string]int64{"d00": before["d00"] + 1, "d01": before["d01"] + 1, "d02": before["d02"]} {
+		if got := e.Server.NudgeSeq(d); got != want {
 			t.Errorf("%s: nudge sequence %d, want %d", d, got, want)
 		}
 	}
