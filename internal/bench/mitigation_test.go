@@ -222,10 +222,9 @@ func (b *serverBed) History(device string) []store.Report {
 }
 
 // mitigationBed is a real certification service and a real server
-// following its feed (both over TLS on loopback), a pusher that stores
-// each new signed revocation list at the server as the operator's
-// 'ztota revocations push' does, and n simulated devices enrolled through
-// the API that run a certified release.
+// following its feed and mirroring its signed revocation list (both over
+// TLS on loopback), and n simulated devices enrolled through the API that
+// run a certified release.
 type mitigationBed struct {
 	bed     *serverBed
 	cd      *certd.Service
@@ -267,6 +266,7 @@ func newMitigationBed(tb testing.TB, n, rounds int) *mitigationBed {
 	mb.bed = newServerBed(tb, reportStamps(&mb.reports), func(c *server.Config) {
 		c.CertdURL, c.CertdCAFile, c.CertifierRoot = hs.URL, ca, mb.root
 		c.FeedMaxBackoff = 200 * time.Millisecond
+		c.Logger = slog.New(listStamps{&mb.events})
 		// Measured here: revocation to mitigation. The roll-out of the
 		// fix (the next round's release has a higher counter) is off, so
 		// each round deploys its own release.
@@ -344,47 +344,23 @@ func newMitigationBed(tb testing.TB, n, rounds int) *mitigationBed {
 		}
 	})
 
-	// The server follows the certifier (newServerBed); the pusher
-	// mirrors its lists.
-	fctx, stop := context.WithCancel(context.Background())
-	var fw sync.WaitGroup
-	fw.Add(1)
-	go func() { defer fw.Done(); mb.push(fctx, tb) }()
-	tb.Cleanup(func() { stop(); fw.Wait() })
 	return mb
 }
 
-// push follows the certifier's feed and stores every new revocation
-// list at the server.
-func (mb *mitigationBed) push(ctx context.Context, tb testing.TB) {
-	var cur int64
-	for ctx.Err() == nil {
-		evs, err := mb.cc.Events(ctx, cur, 30*time.Second)
-		if err != nil {
-			if ctx.Err() == nil {
-				tb.Logf("pusher: %v", err)
-				time.Sleep(100 * time.Millisecond)
-			}
-			continue
-		}
-		for _, e := range evs {
-			if e.Kind == "revocation-list" {
-				list, err := mb.cc.Revocations(ctx)
-				if err == nil {
-					_, err = mb.bed.Admin.PushRevocations(ctx, list)
-				}
-				if err != nil {
-					if ctx.Err() == nil {
-						tb.Logf("pusher: %v", err)
-					}
-					break
-				}
-				mb.events.mark("list", time.Now())
-			}
-			cur = e.Seq
-		}
+// listStamps is the server's log handler: it stamps when the server
+// stored a new revocation list (it fetches the followed certifier's list
+// itself before it nudges) and drops everything else.
+type listStamps struct{ s *stamps }
+
+func (h listStamps) Enabled(context.Context, slog.Level) bool { return true }
+func (h listStamps) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "revocation list stored" {
+		h.s.mark("list", time.Now())
 	}
+	return nil
 }
+func (h listStamps) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h listStamps) WithGroup(string) slog.Handler      { return h }
 
 // install deploys the package's release to every device, which reports
 // it committed, and fetches the current list (its connections are warm).
