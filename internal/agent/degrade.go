@@ -133,12 +133,45 @@ func (a *Agent) degradedProfile(m *module, sha string) (*sandbox.Profile, error)
 		if u := m.cfg.DegradedUser; u != nil {
 			uid, gid = u.UID, u.GID
 		}
-		p = sandbox.Degraded(uid, gid, data, sandbox.Limits{})
+		p = sandbox.Degraded(uid, gid, data, a.defaultDegradedLimits(m))
 	}
 	if err := a.prepareUnprivileged(m, p.UID, p.GID); err != nil {
 		return nil, err
 	}
 	return withData(p, data, ModeDegraded), nil
+}
+
+// Default limits of the default degraded profile.
+const (
+	DegradedMemoryBytes = 256 << 20
+	DegradedCPUMillis   = 500 // half a core
+	DegradedPids        = 128
+)
+
+// defaultDegradedLimits are the cgroup limits of the default degraded
+// profile: DegradedMemoryBytes, DegradedCPUMillis and DegradedPids in the
+// cgroup "ztota-<device>-<module>-degraded" below the agent's own, where
+// the kernel offers the v1 memory, cpu and pids controllers. On a v2
+// hierarchy the agent's own cgroup holds the agent itself and cannot
+// delegate controllers to a child (the no-internal-process rule), so
+// there, as where a controller is missing, the profile has no limits and
+// the degraded report names what the kernel lacks; a configured or signed
+// degraded profile may still set them (for an agent run in a delegated
+// cgroup of its own).
+func (a *Agent) defaultDegradedLimits(m *module) sandbox.Limits {
+	f := probe()
+	if f.Cgroup != "v1" {
+		return sandbox.Limits{}
+	}
+	have := map[string]bool{}
+	for _, c := range f.Controllers {
+		have[c] = true
+	}
+	if !have["memory"] || !have["cpu"] || !have["pids"] {
+		return sandbox.Limits{}
+	}
+	return sandbox.Limits{Cgroup: "ztota-" + a.cfg.DeviceID + "-" + m.cfg.Name + "-degraded",
+		MemoryBytes: DegradedMemoryBytes, CPUMillis: DegradedCPUMillis, Pids: DegradedPids}
 }
 
 // prepareUnprivileged creates m's data directory owned by uid:gid and lets

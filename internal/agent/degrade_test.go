@@ -9,6 +9,7 @@ package agent_test
 import (
 	"archive/tar"
 	"errors"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -250,6 +251,7 @@ func TestRevokedRunningModuleIsRestartedDegraded(t *testing.T) {
 		t.Fatalf("mode %q advisories %v, want degraded for GO-2026-0020", mode, adv)
 	}
 	reportSaying(t, cb.b, a, id, "degraded", "degraded: GO-2026-0020")
+	checkDegradedLimits(t, a.ModulePID(), id)
 
 	// An agent restart: the revoked artifact starts degraded again, and
 	// the list seen again is not reported again.
@@ -342,4 +344,49 @@ func TestDegradedOnAKernelLackingAFeatureSaysWhich(t *testing.T) {
 	checkDegradedView(t, moduleView(t, cfg))
 	reportSaying(t, cb.b, a, id, "degraded", "the kernel lacks: ")
 	reportSaying(t, cb.b, a, id, "degraded", "landlock ABI >= 99 (a layer this test pretends is missing)")
+}
+
+// checkDegradedLimits checks, where the kernel offers the v1 memory, cpu
+// and pids controllers (this machine's), that the degraded module runs in
+// its own cgroup with the default limits.
+func checkDegradedLimits(t *testing.T, pid int, device string) {
+	t.Helper()
+	f := sandbox.Probe()
+	if f.Cgroup != "v1" {
+		t.Logf("NOT CHECKED: cgroup limits of the degraded module (the hierarchy is %q; defaults apply to v1 only)", f.Cgroup)
+		return
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"memory": "memory.limit_in_bytes", "pids": "pids.max", "cpu": "cpu.cfs_quota_us"}
+	values := map[string]string{"memory": strconv.Itoa(agent.DegradedMemoryBytes), "pids": strconv.Itoa(agent.DegradedPids),
+		"cpu": strconv.Itoa(agent.DegradedCPUMillis * 100)}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			file, ok := want[c]
+			if !ok {
+				continue
+			}
+			if !strings.HasSuffix(parts[2], "/ztota-"+device+"-app-degraded") {
+				t.Fatalf("the degraded module's %s cgroup is %s, want its own", c, parts[2])
+			}
+			v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", c, parts[2], file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(string(v)); got != values[c] {
+				t.Fatalf("%s %s = %s, want %s", c, file, got, values[c])
+			}
+			delete(want, c)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("the degraded module is in no cgroup of %v: %s", want, data)
+	}
 }

@@ -312,10 +312,40 @@ func (s *Server) storeRevocations(ctx context.Context, body []byte) (Revocations
 		return RevocationsAnswer{}, err
 	}
 	if !ans.Unchanged {
+		s.cacheRevocations(&store.StoredRevocations{Version: ans.Version, Data: body, Expires: ans.Expires})
 		s.log.Info("revocation list stored", "version", ans.Version, "entries", ans.Entries, "expires", ans.Expires)
 		s.NudgeAll() // every device refreshes its list now (nudge.go)
 	}
 	return ans, nil
+}
+
+// currentRevocations is the newest stored list, from memory once read:
+// every device asks for it at each refresh (a nudged fleet at once), and
+// it changes only through storeRevocations.
+func (s *Server) currentRevocations(ctx context.Context) (*store.StoredRevocations, error) {
+	if sr := s.revs.Load(); sr != nil {
+		return sr, nil
+	}
+	sr, err := s.st.Revocations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.cacheRevocations(&sr), nil
+}
+
+// cacheRevocations keeps sr in memory unless a newer list is there (a
+// read that raced a store cannot put the older list back), and returns
+// the list kept.
+func (s *Server) cacheRevocations(sr *store.StoredRevocations) *store.StoredRevocations {
+	for {
+		cur := s.revs.Load()
+		if cur != nil && cur.Version >= sr.Version {
+			return cur
+		}
+		if s.revs.CompareAndSwap(cur, sr) {
+			return sr
+		}
+	}
 }
 
 func (s *Server) handleGetRevocations(w http.ResponseWriter, r *http.Request) {
@@ -323,7 +353,7 @@ func (s *Server) handleGetRevocations(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errNoCertifier)
 		return
 	}
-	sr, err := s.st.Revocations(r.Context())
+	sr, err := s.currentRevocations(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ztota/ztota/internal/certroot"
@@ -110,13 +111,14 @@ type Server struct {
 	mu      sync.Mutex // serialises metadata writers
 	dirty   []string   // repositories published in the running transaction (under mu)
 	cache   *metaCache
-	dkeys   sync.Map     // device id -> deviceKey
-	keyMu   sync.Mutex   // serialises device key cache misses and decommissions
-	touched sync.Map     // device id -> time.Time of the last last-seen write
-	feed    *feedState   // the certifier feed follower (nil: not configured)
-	logs    *logMirror   // the certifier's log proofs for devices (nil: no feed)
-	nudges  nudger       // the nudge long polls (nudge.go)
-	repair  *repairState // fix roll-out and webhook workers (autofix.go)
+	dkeys   sync.Map                                // device id -> deviceKey
+	keyMu   sync.Mutex                              // serialises device key cache misses and decommissions
+	touched sync.Map                                // device id -> time.Time of the last last-seen write
+	feed    *feedState                              // the certifier feed follower (nil: not configured)
+	logs    *logMirror                              // the certifier's log proofs for devices (nil: no feed)
+	nudges  nudger                                  // the nudge long polls (nudge.go)
+	repair  *repairState                            // fix roll-out and webhook workers (autofix.go)
+	revs    atomic.Pointer[store.StoredRevocations] // the newest revocation list (certgate.go)
 }
 
 func (c *Config) defaults() {
