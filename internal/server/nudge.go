@@ -15,7 +15,7 @@ package server
 // start is the process's start time in microseconds (a restarted server
 // answers with another M, which the agent takes as a nudge), all counts
 // the nudges of the whole fleet (a new revocation list) and own the
-// nudges of that device (a mitigation naming it).
+// nudges of that device (a mitigation naming it, a fix deployed to it).
 //
 // Waking is one broadcast mechanism, a channel closed on nudge: one for
 // the whole fleet, and one per device that has a waiter (made by the

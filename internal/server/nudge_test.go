@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -16,9 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztota/ztota/internal/attest"
+	"github.com/ztota/ztota/internal/certverify/certverifytest"
 	"github.com/ztota/ztota/internal/devauth"
+	"github.com/ztota/ztota/internal/enroll"
+	"github.com/ztota/ztota/internal/report"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/testbed"
+	"github.com/ztota/ztota/internal/tlsutil"
 )
 
 // nudgeGet sends one nudge long poll signed by d (or by nobody with a
@@ -327,4 +333,128 @@ func memNow() memSample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memSample{bytes: ms.HeapInuse + ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// TestNudgeLongPollOutlivesTheWriteBoundOverHTTP2: the server bounds each
+// response write (Timeouts.WriteIdle, here 300 ms), and an HTTP/2 stream
+// is reset when its write deadline passes even while nothing is written;
+// a long poll waiting three times that long still gets its answer.
+func TestNudgeLongPollOutlivesTheWriteBoundOverHTTP2(t *testing.T) {
+	b := testbed.New(t, testbed.Options{TLS: true, Server: func(c *server.Config) {
+		c.Timeouts.WriteIdle = 300 * time.Millisecond
+	}})
+	ctx := ctxT(t)
+	tok, err := b.Admin.EnrollToken(ctx, "fleet", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	body, _ := json.Marshal(enroll.NewRequest(tok, "d1", "hw1", pub))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.URL+"/v1/enroll", bytes.NewReader(body))
+	resp, err := b.Admin.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("enrolling: %s", resp.Status)
+	}
+	base, err := tlsutil.Transport(b.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.CloseIdleConnections()
+	hc := &http.Client{Transport: &devauth.Transport{Base: base, DeviceID: "d1", Key: priv}}
+	m0 := mustSeq(t, hc, b.URL, "d1")
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/devices/d1/nudge?after=%d&wait=1", b.URL, m0), nil)
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatalf("long poll past the write bound: %v", err)
+	}
+	defer resp.Body.Close()
+	var a server.NudgeAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || resp.StatusCode != 200 || a.Seq != m0 {
+		t.Fatalf("long poll past the write bound: %s %+v %v", resp.Status, a, err)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("answered over %s: the test needs HTTP/2", resp.Proto)
+	}
+}
+
+// TestNudgeANewRevocationListNudgesEveryDevice: storing a newer signed
+// list answers every waiting long poll; the same list stored again (no
+// change) and a refused list nudge nobody.
+func TestNudgeANewRevocationListNudgesEveryDevice(t *testing.T) {
+	g := newGateEnv(t)
+	d1, d2 := g.enroll(t, "d1", "hw1", "fleet"), g.enroll(t, "d2", "hw1", "fleet")
+	if a := g.api(t, "PUT", "/v1/revocations", g.fx.Revocations(t, 1)); a.code != http.StatusOK {
+		t.Fatalf("storing list 1: %s", a)
+	}
+	m0 := mustSeq(t, d1.hc, g.URL, d1.id)
+	ch1, ch2 := longPoll(ctxT(t), d1.hc, g.URL, d1.id, m0, 55), longPoll(ctxT(t), d2.hc, g.URL, d2.id, m0, 55)
+	waitWaiters(t, g.Server, 2)
+	if a := g.api(t, "PUT", "/v1/revocations", g.fx.Revocations(t, 1)); a.code != http.StatusOK {
+		t.Fatalf("storing list 1 again: %s", a)
+	}
+	if a := g.api(t, "PUT", "/v1/revocations", certverifytest.New(t).Revocations(t, 9)); a.code == http.StatusOK {
+		t.Fatalf("a list of another certifier was stored: %s", a)
+	}
+	if n := g.Server.NudgeWaiters(); n != 2 {
+		t.Fatalf("after an unchanged and a refused list %d long polls wait, want 2", n)
+	}
+	rev := attest.Revocation{ArtifactSHA256: certverifytest.HexSum("a"), Advisories: []string{"GO-2099-0002"}, Time: g.fx.Now}
+	if a := g.api(t, "PUT", "/v1/revocations", g.fx.Revocations(t, 2, rev)); a.code != http.StatusOK {
+		t.Fatalf("storing list 2: %s", a)
+	}
+	for _, ch := range []<-chan nudgeResult{ch1, ch2} {
+		if r := <-ch; r.err != nil || r.code != 200 || r.seq != m0+1 {
+			t.Fatalf("after a new list: %+v, want seq %d", r, m0+1)
+		}
+	}
+}
+
+// TestNudgeMitigationNudgesExactlyTheMitigatedDevices: a certifier
+// revocation followed from the feed nudges the devices running the
+// revoked artifact (d00, d01), once, and not d02 (enrolled, running
+// nothing of it). The roll-out of a fix is off, so only the mitigation
+// nudges.
+func TestNudgeMitigationNudgesExactlyTheMitigatedDevices(t *testing.T) {
+	cert, feed := certverifytest.New(t), newFakeFeed(t)
+	mitigated := make(chan struct{}, 1)
+	e := newEnv(t, func(c *server.Config) {
+		c.CertdURL, c.CertdCAFile, c.CertifierRoot = feed.srv.URL, feed.caFile, cert.Root
+		c.FeedWait, c.FeedMaxBackoff = 2*time.Second, 100*time.Millisecond
+		c.Repair.NoAutoFix = true
+		c.OnMitigation = func(context.Context, server.MitigationOutcome) { mitigated <- struct{}{} }
+	})
+	ds := e.fleet(t, 3)
+	v1 := e.release(t, "1.0", 1, "hw1")
+	r, err := e.Server.Store().Release(ctxT(t), v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := e.api(t, "PUT", "/v1/certificates/"+r.SHA256, issueFor(t, cert, r.SHA256, attest.KindCertificate, attest.VerdictPass)); a.code != http.StatusOK {
+		t.Fatalf("storing the certificate: %s", a)
+	}
+	e.deploy(t, fmt.Sprintf(`{"release":%q,"devices":["d00","d01"]}`, v1))
+	for _, d := range ds[:2] {
+		e.mustPost(t, d, d.rep(report.StateCommitted, v1))
+	}
+	follow(t, e.Server)
+	before := map[string]int64{}
+	for _, d := range ds {
+		before[d.id] = e.Server.NudgeSeq(d.id)
+	}
+	feed.set(mint(t, cert.Online.Certify, 1, "revocation", r.SHA256, map[string]any{
+		"certificate": "sha256:" + certverifytest.HexSum("cert"), "advisories": []string{"GO-2024-0001"}, "reason": "vulnerable"}))
+	select {
+	case <-mitigated:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no mitigation 30 s after the revocation")
+	}
+	for d, want := range map[string]int64{"d00": before["d00"] + 1, "d01": before["d01"] + 1, "d02": before["d02"]} {
+		if got := e.Server.NudgeSeq(d); got != want {
+			t.Errorf("%s: nudge sequence %d, want %d", d, got, want)
+		}
+	}
 }

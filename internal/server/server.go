@@ -24,6 +24,7 @@
 //	PUT  /v1/certificates/{sha256}, PUT /v1/revocations         certifier's bundle, newer list (integrator; certgate.go)
 //	GET  /v1/certificates/{sha256}, /v1/revocations             (viewer); /v1/devices/{device}/... (signed device request)
 //	GET  /v1/mitigations[?state=&device=&artifact=&repair=], /v1/repairs[/{id}], /v1/feed   (viewer; see mitigate.go)
+//	GET  /v1/devices/{device}/nudge?after=N&wait=S              long poll, {"seq": M} when nudged (signed request; nudge.go)
 //	GET  /v1/webhook-key                                        the repair webhook's public key (viewer; see webhook.go)
 //
 // API tokens travel as "Authorization: Bearer <token>" with scope admin,
