@@ -19,6 +19,7 @@ package agent
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,8 +49,18 @@ func (a *Agent) trustedImageTargets() (map[string]*metadata.TargetFiles, error) 
 }
 
 // findBackup returns the usable backup of m's revoked running release
-// cur, or why there is none.
-func (a *Agent) findBackup(ctx context.Context, m *module, cur slot.Meta, l *attest.RevocationList) (Candidate, string) {
+// cur, or why there is none, and whether that reason may pass (the
+// certificate or list could not be fetched now: the switch is tried
+// again later).
+func (a *Agent) findBackup(ctx context.Context, m *module, cur slot.Meta, l *attest.RevocationList) (Candidate, string, bool) {
+	c, why := a.findBackupOnce(ctx, m, cur, l)
+	if why == "" || c.SHA256 == "" {
+		return c, why, false
+	}
+	return Candidate{}, why, true // only a passing certificate check leaves the candidate set
+}
+
+func (a *Agent) findBackupOnce(ctx context.Context, m *module, cur slot.Meta, l *attest.RevocationList) (Candidate, string) {
 	targets, err := a.trustedImageTargets()
 	if err != nil {
 		return Candidate{}, err.Error()
@@ -99,9 +110,42 @@ func (a *Agent) findBackup(ctx context.Context, m *module, cur slot.Meta, l *att
 	info.Path = im.Backup
 	c := Candidate{Path: im.Backup, Info: &info, SHA256: sha, Image: bim}
 	if err := a.checkCertificate(ctx, c); err != nil {
-		return Candidate{}, fmt.Sprintf("its backup %s: %v", im.Backup, err)
+		why := fmt.Sprintf("its backup %s: %v", im.Backup, err)
+		if errors.Is(err, ErrRefused) || certFinal(err) {
+			return Candidate{}, why
+		}
+		return c, why // passing: tried again later
 	}
 	return c, ""
+}
+
+// backupLater records that m's backup switch failed for a passing reason
+// and is tried again after a bounded back-off (retryBackup).
+func (a *Agent) backupLater(m *module) {
+	m.backupTries++
+	m.backupRetryAt = time.Now().Add(backoff(m.backupTries))
+}
+
+// retryBackup tries again, once its back-off passed, the switch of a
+// module that was degraded because its backup could not be used for a
+// passing reason; l is the newest verified list and r its revocation of
+// the running artifact cur.
+func (a *Agent) retryBackup(ctx context.Context, m *module, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
+	if m.backupRetryAt.IsZero() || time.Now().Before(m.backupRetryAt) || !a.degradedFor(m, cur.SHA256) {
+		return
+	}
+	c, why, passing := a.findBackup(ctx, m, cur, l)
+	if why != "" {
+		if passing {
+			a.backupLater(m)
+		} else {
+			m.backupRetryAt, m.backupTries = time.Time{}, 0
+		}
+		a.log.Warn("the designated backup is still not usable", "module", m.name(), "why", why, "again", passing)
+		return
+	}
+	m.backupRetryAt, m.backupTries = time.Time{}, 0
+	a.switchToBackup(ctx, m, cur, c, l, r)
 }
 
 // switchToBackup installs the backup c of m's revoked running release cur
@@ -141,7 +185,12 @@ func (a *Agent) switchToBackup(ctx context.Context, m *module, cur slot.Meta, c 
 		a.mu.Unlock()
 	}
 	// The module runs the revoked artifact again (confined: the mode
-	// names it); degrade records it.
+	// names it); degrade records it. A failure that may pass (the
+	// network, the disk) leaves the switch to be tried again.
+	if ierr != nil && classify(ierr) == classTransient {
+		a.backupLater(m)
+		why += " (tried again later)"
+	}
 	a.setMitigation(m, nil)
 	a.degrade(ctx, m, cur, l, r, why)
 }

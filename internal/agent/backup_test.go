@@ -418,3 +418,38 @@ func TestUnhealthyBackupRollsBackAndDegrades(t *testing.T) {
 		t.Fatalf("%d on-backup reports for a backup that rolled back", n)
 	}
 }
+
+// TestBackupWhoseCertificateArrivesLaterIsUsedThen performs a backup
+// switch that fails for a passing reason — the server has no certificate
+// for the backup yet, as when it restarts or lags behind the certifier —
+// and checks that the device, degraded meanwhile, switches to the backup
+// once the certificate is there, instead of staying degraded for good.
+func TestBackupWhoseCertificateArrivesLaterIsUsedThen(t *testing.T) {
+	const id = "dev-backup-9"
+	cb := newCertBed(t)
+	cfg := degradeConfig(t, cb, id)
+	a := cb.b.Agent(cfg)
+	v1, bk := backupSetup(t, cb, a, id, tufrepo.ImageMeta{}, false)
+	cb.push(t, 2, revocation(v1.SHA256, "GO-2026-0049"))
+	if err := a.CheckRevocations(testbed.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if mode, _, _ := a.Mode(); mode != agent.ModeDegraded {
+		t.Fatalf("mode %q without the backup's certificate, want degraded", mode)
+	}
+	reportSaying(t, cb.b, a, id, "degraded", "tried again later")
+	if _, err := cb.b.Admin.PutCertificate(testbed.Ctx(t), bk.SHA256, cb.bundle(t, bk.SHA256, attest.KindCertificate, attest.VerdictPass)); err != nil {
+		t.Fatal(err)
+	}
+	testbed.WaitFor(t, 30*time.Second, "the switch to the backup once its certificate is there", func() bool {
+		if err := a.CheckRevocations(testbed.Ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		mode, _, _ := a.Mode()
+		return mode == agent.ModeBackup
+	})
+	if got := testbed.Installed(t, a); got != bk.SHA256 {
+		t.Fatalf("the device runs %s, want the backup %s", got, bk.SHA256)
+	}
+	waitStates(t, cb.b, a, id, "on-backup")
+}

@@ -387,6 +387,7 @@ func (a *Agent) checkRunningModule(ctx context.Context, m *module, l *attest.Rev
 	}
 	key := cur.SHA256 + " " + strconv.FormatInt(l.Version, 10)
 	if m.revokedSeen == key {
+		a.retryBackup(ctx, m, cur, l, r)
 		return nil
 	}
 	m.revokedSeen = key
@@ -405,7 +406,14 @@ func (a *Agent) checkRunningModule(ctx context.Context, m *module, l *attest.Rev
 func (a *Agent) runningRevoked(ctx context.Context, m *module, cur slot.Meta, l *attest.RevocationList, r *attest.Revocation) {
 	mit := a.mitigationOf(m)
 	if mit != nil && mit.Mode == ModeDegraded && mit.SHA256 == cur.SHA256 {
-		return // reported when it was degraded (before a restart, say)
+		// Reported when it was degraded (before a restart, say). Whether
+		// a designated backup has become usable is checked once more
+		// (retryBackup: a passing failure may have degraded it).
+		if m.backupRetryAt.IsZero() {
+			m.backupRetryAt = time.Now()
+		}
+		a.retryBackup(ctx, m, cur, l, r)
+		return
 	}
 	detail := fmt.Sprintf("revoked: %s: the running %s (sha256 %s) is revoked by revocation list version %d on %s (%s); mitigation needed",
 		strings.Join(r.Advisories, " "), cur.Target, cur.SHA256, l.Version, r.Time.UTC().Format(time.RFC3339), r.Reason)
@@ -417,17 +425,30 @@ func (a *Agent) runningRevoked(ctx context.Context, m *module, cur slot.Meta, l 
 		a.degrade(ctx, m, cur, l, r, "backup not used: the backup itself is revoked")
 		return
 	}
-	c, why := a.findBackup(ctx, m, cur, l)
+	c, why, passing := a.findBackup(ctx, m, cur, l)
 	if why != "" {
+		if passing {
+			a.backupLater(m)
+			why += " (tried again later)"
+		}
 		a.degrade(ctx, m, cur, l, r, "backup not used: "+why)
 		return
 	}
 	a.switchToBackup(ctx, m, cur, c, l, r)
 }
 
-// revocationsDue says whether the periodic list check is due.
+// revocationsDue says whether the periodic list check is due, or a
+// module's backup switch is to be tried again (retryBackup).
 func (a *Agent) revocationsDue() bool {
-	return a.certRoot != nil && time.Since(a.lastList) >= time.Duration(a.cfg.RevocationsInterval)
+	if a.certRoot == nil {
+		return false
+	}
+	for _, m := range a.mods {
+		if !m.backupRetryAt.IsZero() && !time.Now().Before(m.backupRetryAt) {
+			return true
+		}
+	}
+	return time.Since(a.lastList) >= time.Duration(a.cfg.RevocationsInterval)
 }
 
 // findingIDs names a rejection's findings (the blocking ones, or all).

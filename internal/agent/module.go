@@ -48,6 +48,12 @@ type module struct {
 	activeBad bool
 	// revokedSeen: the artifact and list version last handled as revoked.
 	revokedSeen string
+	// The designated backup could not be used for a passing reason (the
+	// server unreachable for its certificate or list, a failed download):
+	// the module runs degraded meanwhile, and the switch is tried again
+	// at backupRetryAt (backupTries so far) while it stays degraded.
+	backupRetryAt time.Time
+	backupTries   int
 }
 
 func (m *module) name() string { return m.cfg.Name }
