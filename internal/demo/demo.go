@@ -499,13 +499,38 @@ func (d *run) main(ctx context.Context) error {
 		return fmt.Errorf("waiting for the fix: %w", err)
 	}
 	d.res.ToRecovered = d.tl.lastReport(affected, t0, report.StateRecovered).Sub(t0)
-	dv, _ := d.api.Deployment(ctx, depID)
-	for _, x := range dv.Devices {
-		if x.Status == store.DevCommitted {
-			d.res.FixCommitted++
+	// The server may have split the roll-out (devices it found busy go
+	// into a later deployment): count the fix on every deployment the
+	// mitigations name.
+	fixDeps := []string{depID}
+	if auto {
+		ms, err := d.api.Mitigations(ctx, "", "")
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if m.FixDeployment != "" && !slices.Contains(fixDeps, m.FixDeployment) {
+				fixDeps = append(fixDeps, m.FixDeployment)
+			}
 		}
 	}
-	d.say("deployment %s %s: %d/%d committed", depID, dv.Status, d.res.FixCommitted, len(dv.Devices))
+	for _, id := range fixDeps {
+		if err := d.tl.until(ctx, func() (bool, error) { return deploymentDone(ctx, d.api, id) }); err != nil {
+			return fmt.Errorf("waiting for the fix: %w", err)
+		}
+		dv, err := d.api.Deployment(ctx, id)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, x := range dv.Devices {
+			if x.Status == store.DevCommitted {
+				n++
+			}
+		}
+		d.res.FixCommitted += n
+		d.say("deployment %s %s: %d/%d committed", id, dv.Status, n, len(dv.Devices))
+	}
 
 	// The end state.
 	d.res.AllNormal = true
