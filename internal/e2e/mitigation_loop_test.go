@@ -98,7 +98,7 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	root := filepath.Join(cdata, "keys", "root.json")
 
 	// The server follows certd's feed and rolls fixes out at once.
-	serverArgs := []string{"--certifier-root", root, "--certd", certdURL, "--certd-ca", ca, "--fix-waves", "100", "--fix-failure-threshold", "0.5"}
+	serverArgs := []string{"--certifier-root", root, "--certd", certdURL, "--certd-ca", ca, "--fix-waves", "100", "--fix-failure-threshold", "1"}
 	startServer := func(name, listen string) {
 		s.srv = startProc(t, name, baseEnv(), append([]string{"server", "--data", s.data, "--keys", s.online, "--listen", listen}, serverArgs...)...)
 		s.addr = s.srv.waitLine(regexp.MustCompile(`msg=serving addr=(\S+) scheme=https `), 30*time.Second)[1]
