@@ -440,8 +440,6 @@ func waitAll(t *testing.T, admin *apiclient.Client, ids []string, since time.Tim
 	}
 }
 
-// mitigationMode is how the device reported mitigating app after since:
-// "backup", "degraded" or "".
 // onBackupSince reports whether the device reported its app on the backup
 // after since.
 func onBackupSince(t *testing.T, admin *apiclient.Client, id string, since time.Time) bool {
@@ -454,6 +452,8 @@ func onBackupSince(t *testing.T, admin *apiclient.Client, id string, since time.
 	return false
 }
 
+// mitigationMode is how the device first reported mitigating app after
+// since: "backup", "degraded" or "".
 func mitigationMode(t *testing.T, admin *apiclient.Client, id string, since time.Time) string {
 	h, reps := reportsOf(t, admin, id)
 	for i, r := range h {
