@@ -129,29 +129,3 @@ func ActiveDeploymentsForDeviceTx(ctx context.Context, tx *sql.Tx, dev, target s
 	return queryAll(ctx, tx, scanString, `SELECT d.id FROM deployments d JOIN deployment_devices dd ON dd.deployment=d.id
 		WHERE dd.device_id=? AND d.target=? AND dd.status=? AND d.status=?`, dev, target, DevAssigned, DeployRunning)
 }
-
-// BusyDevicesTx returns, for each of the given devices that still waits
-// for or runs through a running deployment, that deployment's id.
-func BusyDevicesTx(ctx context.Context, tx *sql.Tx, devices []string) (map[string]string, error) {
-	busy := map[string]string{}
-	rows, err := tx.QueryContext(ctx, `SELECT dd.device_id, d.id FROM deployment_devices dd JOIN deployments d ON dd.deployment=d.id
-		WHERE d.status=? AND dd.status IN (?, ?)`, DeployRunning, DevPending, DevAssigned)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	want := make(map[string]bool, len(devices))
-	for _, d := range devices {
-		want[d] = true
-	}
-	for rows.Next() {
-		var dev, dep string
-		if err := rows.Scan(&dev, &dep); err != nil {
-			return nil, err
-		}
-		if want[dev] {
-			busy[dev] = dep
-		}
-	}
-	return busy, rows.Err()
-}
