@@ -578,7 +578,7 @@ func (s *Server) fetchCertificate(ctx context.Context, e feedEvent) {
 		err = fmt.Errorf("bundle larger than %d bytes", maxCertBundleBody)
 	}
 	if err == nil {
-		err = s.storeBundle(ctx, e.Artifact, body)
+		_, err = s.storeBundle(ctx, e.Artifact, body)
 	}
 	if err != nil {
 		s.log.Warn("certifier certificate event: bundle not stored", "event", e.Seq, "artifact", e.Artifact, "digest", d.Digest, "err", err)
@@ -588,14 +588,17 @@ func (s *Server) fetchCertificate(ctx context.Context, e feedEvent) {
 	s.afterCertificate(e.Artifact)
 }
 
-// storeBundle verifies and stores a certificate bundle of artifact sha
-// (the checks of PUT /v1/certificates).
-func (s *Server) storeBundle(ctx context.Context, sha string, body []byte) error {
+// storeBundle verifies a certificate bundle of artifact sha under the
+// pinned root against the stored revocation list and stores it (PUT
+// /v1/certificates and the feed's certificate events); it returns what
+// it stored.
+func (s *Server) storeBundle(ctx context.Context, sha string, body []byte) (store.CertBundle, error) {
 	var b CertBundle
 	if err := decodeJSONBytes(body, maxCertBundleBody, &b); err != nil {
-		return err
+		return store.CertBundle{}, err
 	}
-	return s.st.Tx(ctx, func(tx *sql.Tx) error {
+	var stored store.CertBundle
+	err := s.st.Tx(ctx, func(tx *sql.Tx) error {
 		prev, err := storedList(ctx, tx)
 		if err != nil {
 			return err
@@ -605,7 +608,9 @@ func (s *Server) storeBundle(ctx context.Context, sha string, body []byte) error
 			return err
 		}
 		c := rep.Certificate
-		return store.PutCertificateTx(ctx, tx, store.CertBundle{SHA256: sha, CertDigest: c.Digest, Bundle: body,
-			Issued: c.Result.Issued, ValidUntil: c.Result.ValidUntil, Stored: s.cfg.Now()})
+		stored = store.CertBundle{SHA256: sha, CertDigest: c.Digest, Bundle: body, Issued: c.Result.Issued,
+			ValidUntil: c.Result.ValidUntil, Stored: s.cfg.Now()}
+		return store.PutCertificateTx(ctx, tx, stored)
 	})
+	return stored, err
 }

@@ -195,27 +195,7 @@ func (s *Server) handlePutCertificate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	var b CertBundle
-	if err := decodeJSONBytes(body, maxCertBundleBody, &b); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ctx := r.Context()
-	var stored store.CertBundle
-	err = s.st.Tx(ctx, func(tx *sql.Tx) error {
-		prev, err := storedList(ctx, tx)
-		if err != nil {
-			return err
-		}
-		rep, err := s.verifyBundle(b, sha, prev)
-		if err != nil {
-			return err
-		}
-		c := rep.Certificate
-		stored = store.CertBundle{SHA256: sha, CertDigest: c.Digest, Bundle: body, Issued: c.Result.Issued,
-			ValidUntil: c.Result.ValidUntil, Stored: s.cfg.Now()}
-		return store.PutCertificateTx(ctx, tx, stored)
-	})
+	stored, err := s.storeBundle(r.Context(), sha, body)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -3,10 +3,8 @@ package server_test
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,8 +12,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/ztota/ztota/internal/certd"
-	"github.com/ztota/ztota/internal/certroot"
 	"github.com/ztota/ztota/internal/server"
 	"github.com/ztota/ztota/internal/translog"
 )
@@ -27,21 +23,7 @@ import (
 // malformed requests are refused.
 func TestLogProofMirror(t *testing.T) {
 	ctx := ctxT(t)
-	osvDir := filepath.Join(t.TempDir(), "osv")
-	os.Mkdir(osvDir, 0o755)
-	osvRecord(t, osvDir, "TEST-0001", "unrelated", "1.0-1")
-	cd, err := certd.Open(ctx, certd.Config{DataDir: t.TempDir(), OSV: []string{osvDir}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cd.Close()
-	hs := httptest.NewTLSServer(cd.Handler())
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o644)
-	root, err := certroot.Trust(cd.Root())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cd, hs, caFile, root, _ := realCertifier(t)
 	e := newEnv(t, func(c *server.Config) { c.CertdURL, c.CertdCAFile, c.CertifierRoot = hs.URL, caFile, root })
 	key, err := root.PinnedLogVerifierKey()
 	if err != nil {

@@ -46,6 +46,30 @@ func osvRecord(t *testing.T, dir, id, pkg, fixed string) {
 	os.Chtimes(p, later, later)
 }
 
+// realCertifier starts a certification service in-process over TLS on
+// an OSV directory holding one unrelated advisory; it returns the
+// service, its server, its CA file, its trusted root and the directory.
+func realCertifier(t *testing.T) (*certd.Service, *httptest.Server, string, *certroot.Root, string) {
+	t.Helper()
+	osvDir := filepath.Join(t.TempDir(), "osv")
+	os.Mkdir(osvDir, 0o755)
+	osvRecord(t, osvDir, "TEST-0001", "unrelated", "1.0-1")
+	cd, err := certd.Open(ctxT(t), certd.Config{DataDir: t.TempDir(), OSV: []string{osvDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cd.Close() })
+	hs := httptest.NewTLSServer(cd.Handler())
+	t.Cleanup(hs.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o644)
+	root, err := certroot.Trust(cd.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cd, hs, caFile, root, osvDir
+}
+
 // dpkgArtifact writes a dpkg status database listing one package.
 func dpkgArtifact(t *testing.T, pkg, version string) string {
 	t.Helper()
@@ -68,22 +92,7 @@ func dpkgArtifact(t *testing.T, pkg, version string) string {
 // devices by itself, and their commits close the repair request.
 func TestRealCertifierRevocationMitigates(t *testing.T) {
 	ctx := ctxT(t)
-	osvDir := filepath.Join(t.TempDir(), "osv")
-	os.Mkdir(osvDir, 0o755)
-	osvRecord(t, osvDir, "TEST-0001", "unrelated", "1.0-1")
-	cd, err := certd.Open(ctx, certd.Config{DataDir: t.TempDir(), OSV: []string{osvDir}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cd.Close()
-	hs := httptest.NewTLSServer(cd.Handler())
-	defer hs.Close()
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw}), 0o644)
-	root, err := certroot.Trust(cd.Root())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cd, hs, caFile, root, osvDir := realCertifier(t)
 
 	outcomes := make(chan server.MitigationOutcome, 8)
 	e := newEnv(t, func(c *server.Config) {
