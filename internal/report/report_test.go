@@ -174,6 +174,9 @@ func TestLargestValidReportFitsThePayloadBound(t *testing.T) {
 	r.Version = strings.Repeat(`"`, MaxVersion)
 	r.Detail = strings.Repeat("<\n\\", MaxDetail/3)
 	r.Progress = 100
+	r.Module = strings.Repeat("m", 128)
+	r.Mode = ModeDegraded
+	r.Advisories = strings.Repeat(`"`, MaxAdvisories)
 	k := key(t)
 	s, err := SignReport(k, r)
 	if err != nil {
@@ -181,6 +184,35 @@ func TestLargestValidReportFitsThePayloadBound(t *testing.T) {
 	}
 	if _, err := Verify(pub(k), s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestModuleFieldsAreBounded: the module, mode and advisories fields of a
+// report refuse what a device never sends.
+func TestModuleFieldsAreBounded(t *testing.T) {
+	for name, mutate := range map[string]func(*Report){
+		"module with a slash":     func(r *Report) { r.Module = "app/../x" },
+		"module too long":         func(r *Report) { r.Module = strings.Repeat("m", 129) },
+		"unknown mode":            func(r *Report) { r.Mode = "root" },
+		"advisories too long":     func(r *Report) { r.Advisories = strings.Repeat("G", MaxAdvisories+1) },
+		"advisories with newline": func(r *Report) { r.Advisories = "GO-1\nGO-2" },
+	} {
+		r := sample()
+		mutate(&r)
+		if _, err := SignReport(key(t), r); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
+	}
+	r := sample()
+	r.Module, r.Mode, r.Advisories = "app", ModeBackup, "GO-2026-5970,GO-2026-5971"
+	k := key(t)
+	s, err := SignReport(k, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Verify(pub(k), s)
+	if err != nil || got.Module != "app" || got.Mode != ModeBackup || got.Advisories != r.Advisories {
+		t.Fatalf("round trip: %+v %v", got, err)
 	}
 }
 
